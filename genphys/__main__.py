@@ -1,0 +1,7 @@
+"""``python -m genphys`` (also what ``accelerate launch -m genphys`` runs)."""
+
+import sys
+
+from genphys.cli import main
+
+sys.exit(main())
