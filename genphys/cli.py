@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     except GenphysError as e:
         print(f"genphys {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # unreadable/unwritable paths, full disk: still one sentence
+        print(f"genphys {args.command}: error: {e.strerror or e}"
+              + (f": {e.filename}" if e.filename else "") + ".", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"genphys {args.command}: interrupted.", file=sys.stderr)
         return 130
