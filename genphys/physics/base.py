@@ -48,7 +48,8 @@ class ParamSpec:
         v = float(value)
         if not math.isfinite(v) or not (self.low <= v <= self.high):
             raise SpecError(
-                f"{what or self.name}={value!r} is out of range: allowed [{self.low:g}, {self.high:g}]."
+                f"{what or self.name}={value!r} is out of range: "
+                f"allowed [{self.low:g}, {self.high:g}]."
             )
         return v
 

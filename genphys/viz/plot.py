@@ -76,9 +76,11 @@ def save_figure(fig: plt.Figure, out: str | os.PathLike) -> Path:
     """Save to a temporary file beside ``out`` and rename, so ``out`` is complete or absent."""
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
-        raise UserInputError(f"cannot write {out}: image format must be one of {', '.join(FORMATS)}.")
+        raise UserInputError(f"cannot write {out}: image format must be one of "
+                             f"{', '.join(FORMATS)}.")
     if not out.parent.exists() or not os.access(out.parent, os.W_OK):
-        raise UserInputError(f"cannot write {out}: directory {out.parent} is missing or not writable.")
+        raise UserInputError(f"cannot write {out}: directory {out.parent} is missing or "
+                             "not writable.")
     fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
     os.close(fd)
     try:
