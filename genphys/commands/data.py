@@ -80,10 +80,12 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
-    from genphys.data import write_trajectories
     from genphys.physics import get_system
 
     system = get_system(args.system, **parse_overrides(args.overrides))
+
+    from genphys.data import write_trajectories
+
     bar = tqdm(total=args.num, desc=f"{args.system}", unit="traj", disable=args.no_progress)
     batches = system.iter_batches(args.num, seed=args.seed, batch_size=args.batch_size,
                                   progress=bar.update)
