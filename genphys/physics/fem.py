@@ -122,7 +122,7 @@ def advdiff_operators(basis: Basis, kappa: float, vel_elem: np.ndarray,
 def load_vector(basis: Basis, f: Callable[[np.ndarray], np.ndarray], vel_elem: np.ndarray,
                 tau: np.ndarray) -> np.ndarray:
     """SUPG-consistent load ``(s, w + τ v·∇w)`` for a source ``f(x (2, M, Q)) -> (M, Q)``."""
-    return asm(_load_form, basis, f=f(basis.global_coordinates().value),
+    return asm(_load_form, basis, f=f(np.asarray(basis.global_coordinates())),
                vel=_qp(basis, vel_elem.T), tau=_qp(basis, tau))
 
 
