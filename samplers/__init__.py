@@ -8,12 +8,14 @@ dispatches and ``nfe(name, n, **opts)`` gives the number of denoiser calls for n
 This package imports torch only and never genphys.
 """
 
-from . import dpm_solver, dpmpp, euler  # noqa: F401  (registers samplers)
 from ._common import SAMPLERS, get_sampler, nfe, sample, seeded_noise
+from .adaptive import sample_dpm_adaptive
+from .deis import sample_deis
 from .diffusers_adapter import from_diffusers
 from .dpm_solver import sample_dpm_solver_1, sample_dpm_solver_2, sample_dpm_solver_3
 from .dpmpp import sample_dpmpp_2m, sample_dpmpp_2m_sde, sample_dpmpp_2s, sample_dpmpp_3m
 from .euler import sample_euler, sample_euler_ancestral, sample_heun
+from .flow import sample_rf_euler, sample_rf_heun, sample_rf_midpoint
 from .parameterizations import PREDICTIONS, target, to_denoiser, to_x0
 from .schedules import (
     EDM,
@@ -26,6 +28,7 @@ from .schedules import (
     VPLinear,
 )
 from .sigmas import SIGMA_KINDS, get_sigmas
+from .unipc import sample_unipc
 
 __all__ = [
     "SAMPLERS", "sample", "nfe", "get_sampler", "seeded_noise", "get_sigmas", "SIGMA_KINDS",
@@ -34,4 +37,6 @@ __all__ = [
     "sample_euler", "sample_euler_ancestral", "sample_heun",
     "sample_dpm_solver_1", "sample_dpm_solver_2", "sample_dpm_solver_3",
     "sample_dpmpp_2s", "sample_dpmpp_2m", "sample_dpmpp_3m", "sample_dpmpp_2m_sde",
+    "sample_deis", "sample_unipc", "sample_rf_euler", "sample_rf_heun", "sample_rf_midpoint",
+    "sample_dpm_adaptive",
 ]
