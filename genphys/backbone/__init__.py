@@ -1,0 +1,11 @@
+"""Space–time diffusion backbones over wavelet-channel grids (DiT and a compact UNet).
+
+Both take ``forward(x, sigma, *, params, pooled, tokens, token_mask, cond, cond_mask)``
+and return a tensor shaped like ``x``; see docs/backbone.md.
+"""
+
+from genphys.backbone.dit import SpaceTimeDiT
+from genphys.backbone.patchify import patchify, unpatchify
+from genphys.backbone.unet import SpaceTimeUNet
+
+__all__ = ["SpaceTimeDiT", "SpaceTimeUNet", "patchify", "unpatchify"]
