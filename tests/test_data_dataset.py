@@ -70,6 +70,13 @@ def test_stats_match_numpy_and_are_cached(grid_file, monkeypatch):
     sub = TrajectoryDataset(p, fields=["v"])  # another field selection -> a second entry
     assert sub.stats.mean == (ds.stats.mean[1],)
     assert len(json.loads(side.read_text())["entries"]) == 2
+    # regenerating the file invalidates the cache: new statistics, stale entries dropped
+    b2 = toy_grid(40, seed=1, space=(8,), fields=("u", "v"), n_t=4)
+    write_trajectories(p, [b2], system_name="toy", overwrite=True)
+    ds2 = TrajectoryDataset(p)
+    train2 = [i for i, s in enumerate(b2.seeds) if seed_split(int(s)) == "train"]
+    assert ds2.stats.mean[0] == pytest.approx(b2.fields["u"][train2].astype(float).mean())
+    assert len(json.loads(side.read_text())["entries"]) == 1
 
 
 def test_normalized_items_and_denormalize(grid_file):
@@ -130,6 +137,9 @@ def test_lazy_construction_and_multiworker_loader(grid_file, monkeypatch):
     assert seen == [int(s) for s in b.seeds]
     assert lazy._file is None  # the main process never opened the file
     assert ds.stats == lazy.stats
+    first = lazy[0]["x"]  # now the parent holds a handle; forked workers must reopen
+    again = next(iter(DataLoader(lazy, batch_size=8, num_workers=2)))
+    torch.testing.assert_close(again["x"][0], first)
 
 
 def test_mesh_dataset(tmp_path):

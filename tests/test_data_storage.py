@@ -199,3 +199,28 @@ def test_describe_mentions_everything(tmp_path):
     for needle in ["genphys mesh", "toymesh", "trajectories: 3", "c, p", "kappa", "Mesh toy",
                    "triangles"]:
         assert needle in text, (needle, text)
+
+
+def test_streaming_memory_does_not_grow_with_batches(tmp_path):
+    import tracemalloc
+
+    def gen(n):
+        for k in range(n):
+            yield toy_grid(4, start=4 * k, space=(32, 32), n_t=8)  # 128 KiB of fields each
+
+    def peak(n):
+        tracemalloc.start()
+        write_trajectories(tmp_path / f"m{n}.hdf5", gen(n), system_name="toy")
+        out = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return out
+
+    batch_bytes = 4 * 8 * 32 * 32 * 4
+    peak(2)  # warm-up: first-use allocations of h5py/numpy
+    p6, p24 = peak(6), peak(24)
+    assert p24 < p6 + batch_bytes, (p6, p24)  # 18 more batches, no more memory
+    assert p24 < 8 * batch_bytes  # a few batches' worth of temporaries at most (24 written)
+    with open_trajectories(tmp_path / "m24.hdf5") as f:
+        assert len(f) == 96
+        np.testing.assert_array_equal(f[95]["fields"][0],
+                                      toy_grid(1, start=95, space=(32, 32), n_t=8).fields["u"][0])

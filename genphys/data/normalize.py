@@ -77,8 +77,7 @@ def channel_stats(chunks: Iterable[np.ndarray], field_names: list[str]) -> Stats
 
 def stats_key(path: Path, parts: dict) -> str:
     """Cache key: the file's size and mtime plus the split/field choices and train seeds."""
-    st = path.stat()
-    blob = dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, **parts})
+    blob = dumps({**_file_state(path), **parts})
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -94,6 +93,11 @@ def _read_sidecar(p: Path) -> dict:
         return {}
 
 
+def _file_state(path: Path) -> dict:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def cached_stats(path: Path, key: str, compute: Callable[[], Stats]) -> Stats:
     """Statistics from the sidecar cache, or computed once and stored atomically."""
     side = sidecar_path(path)
@@ -101,7 +105,10 @@ def cached_stats(path: Path, key: str, compute: Callable[[], Stats]) -> Stats:
     if key in entries:
         return Stats.from_dict(entries[key])
     stats = compute()
-    entries = {**_read_sidecar(side).get("entries", {}), key: stats.to_dict()}
+    state = _file_state(path)
+    entries = {k: v for k, v in _read_sidecar(side).get("entries", {}).items()
+               if v.get("file") == state}  # drop entries of an older version of the file
+    entries[key] = {**stats.to_dict(), "file": state}
     tmp = side.with_name(f".{side.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         tmp.write_text(dumps({"version": 1, "entries": entries}))

@@ -40,7 +40,7 @@ class WellWriter:
         self.system = system_name
         self.user_attrs = dict(attrs or {})
         self.n = 0
-        self.first: GridTrajectories | None = None
+        self.first: GridTrajectories | None = None  # first batch's metadata only (no fields)
         self.pmin: dict[str, float] = {}
         self.pmax: dict[str, float] = {}
 
@@ -51,7 +51,7 @@ class WellWriter:
         _check_batch_sizes(batch)
         if self.first is None:
             self._create(batch)
-            self.first = batch
+            self.first = _signature(batch)
         else:
             _check_compatible(self.first, batch, self.n)
         n0, n1 = self.n, self.n + len(batch)
@@ -154,6 +154,15 @@ def _check_batch_sizes(b: GridTrajectories) -> None:
         if np.ndim(v) != 2 + len(b.coords) or np.shape(v)[1] != len(b.time):
             raise UserInputError(f"field {k!r} has shape {np.shape(v)}; expected (B, T, *space) "
                                  f"with T={len(b.time)} and {len(b.coords)} space axes.")
+
+
+def _signature(b: GridTrajectories) -> GridTrajectories:
+    """A copy of ``b`` without data: one trajectory slot per field (keeps memory flat)."""
+    return GridTrajectories(
+        system=b.system, fields={k: np.asarray(v[:1]) for k, v in b.fields.items()},
+        time=np.array(b.time), coords={k: np.array(v) for k, v in b.coords.items()},
+        params={k: np.asarray(v[:1]) for k, v in b.params.items()}, seeds=b.seeds[:1],
+        captions=b.captions[:1], periodic=b.periodic)
 
 
 def _check_compatible(a: GridTrajectories, b: GridTrajectories, n: int) -> None:
