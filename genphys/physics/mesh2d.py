@@ -72,7 +72,8 @@ def channel_mesh(centres: np.ndarray, radii: np.ndarray, max_area: float,
     geom = {"vertices": np.array(verts), "segments": np.array(segs)}
     if len(radii):
         geom["holes"] = np.asarray(centres, dtype=np.float64)
-    out = triangle.triangulate(geom, f"pq{min_angle:g}a{max_area:.10g}Q")
+    # Triangle cannot parse exponents ("a3e-05"): write the area bound in fixed notation
+    out = triangle.triangulate(geom, f"pq{min_angle:.6f}a{max_area:.15f}Q")
     return out["vertices"].astype(np.float64), out["triangles"].astype(np.int64)
 
 
