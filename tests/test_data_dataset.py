@@ -178,3 +178,13 @@ def test_bad_arguments(grid_file):
         TrajectoryDataset(p, fields=["u"], stats=ds.stats)
     other = TrajectoryDataset(p, stats=ds.stats.to_dict(), split="test")
     assert other.stats == ds.stats
+
+
+@pytest.mark.slow
+def test_spawn_workers(grid_file):
+    p, b = grid_file
+    ds = TrajectoryDataset(p, split="all", normalize=False)
+    ds[0]  # parent handle must not travel to the spawned workers
+    loader = DataLoader(ds, batch_size=10, num_workers=2, multiprocessing_context="spawn")
+    xs = torch.cat([batch["x"] for batch in loader])
+    np.testing.assert_array_equal(xs[:, 1].numpy(), b.fields["v"])
