@@ -84,7 +84,7 @@ def draw_setup(rng: np.random.Generator, cfg: Config) -> dict:
         "forcing": forcing,
         "inflow_y": float(rng.uniform(0.2, 0.8) * cfg.height),
         "inflow_width": float(rng.uniform(0.05, 0.15) * cfg.height),
-        # source / puff placed in the upstream third, then pushed off any obstacle
+        # source / puff centre: 0.1–0.6 L downstream of the inlet, clear of the obstacles
         "blob_xy": _free_point(rng, cfg, centres, radii, inlet),
         "blob_width": float(rng.uniform(0.04, 0.08) * cfg.height),
     }
@@ -97,8 +97,9 @@ def _free_point(rng: np.random.Generator, cfg: Config, centres: np.ndarray, radi
         s = rng.uniform(0.1, 0.6) * cfg.length
         p = np.array([abs(inlet - s), rng.uniform(0.2, 0.8) * cfg.height])
         if all(np.hypot(*(p - c)) > r + 0.08 for c, r in zip(centres, radii)):
-            break
-    return p.tolist()
+            return p.tolist()
+    # fallback: obstacles keep 0.3 from the inlet, so this point is clear of them
+    return [abs(inlet - 0.05 * cfg.length), 0.5 * cfg.height]
 
 
 def simulate(cfg: Config, params: dict[str, float], setup: dict) -> dict:
@@ -281,6 +282,7 @@ def _feature_facts(feats: dict, centres: np.ndarray) -> list[str]:
 
 
 def _noun(items: list) -> str:
+    """Singular or plural "obstacle"."""
     return "obstacle" if len(items) == 1 else "obstacles"
 
 
