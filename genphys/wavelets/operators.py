@@ -14,7 +14,7 @@ A one-level DWT along one axis is a linear map ``R^N -> R^{2n}`` whose output is
 Both are evaluated blockwise (polyphase/block-Toeplitz form, Mallat, "A Wavelet Tour of
 Signal Processing", 3rd ed., §7.3): the extended signal is cut into overlapping windows
 (one ``index_select`` + ``unfold``) and every window is multiplied by one small block
-matrix, so a whole batch is one GEMM.  Axes up to ``DENSE_MAX`` samples use the equivalent
+matrix, so a whole batch is one GEMM.  Short axes use the equivalent
 dense ``(N, 2n)`` matrix instead, built by applying the blocked operator to the identity
 (one source of truth), which needs no padding copy and no axis permutation.
 """
@@ -29,8 +29,14 @@ import torch
 
 from genphys.wavelets.filters import FilterBank, coeff_len, rec_len
 
-DENSE_MAX = 256  # axes up to this length use one dense matrix
-BLOCK = 32  # outputs per band per block in the blocked path
+# Dense matrices (no padding or permutation copies) win on short axes; measured on CPU:
+DENSE_MAX_LAST = 32  # last (contiguous) axis: dense up to this length, else blocked
+DENSE_MAX_INNER = 128  # inner axes: dense left-multiplication up to this length
+
+
+def block_size(filt_len: int) -> int:
+    """Outputs per band per block of the blocked path (small blocks: less wasted work)."""
+    return max(8, filt_len)
 
 
 def _extension(n: int, start: int, length: int, mode: str) -> np.ndarray:
@@ -59,7 +65,8 @@ class AxisOperator:
 
 
 def _analysis(bank: FilterBank, n_in: int, mode: str) -> AxisOperator:
-    f, q = bank.length, BLOCK
+    f = bank.length
+    q = block_size(f)
     n = coeff_len(n_in, f, mode)
     s = f // 2 if mode == "periodization" else 1
     nb = -(-n // q)
@@ -73,7 +80,8 @@ def _analysis(bank: FilterBank, n_in: int, mode: str) -> AxisOperator:
 
 
 def _synthesis(bank: FilterBank, n: int, mode: str) -> AxisOperator:
-    f, q = bank.length, BLOCK
+    f = bank.length
+    q = block_size(f)
     per = mode == "periodization"
     c = 1 - f // 2 if per else 2 - f
     n_rec = rec_len(n, f, mode)
@@ -95,12 +103,15 @@ def _make(n_in: int, n_out: int, inverse: bool, idx: np.ndarray, n_src: int,
           blk: np.ndarray, step: int) -> AxisOperator:
     zero_pad = bool((idx < 0).any())
     idx = np.where(idx < 0, n_src, idx)
-    return AxisOperator(n_in, n_out, inverse, None, torch.as_tensor(idx, dtype=torch.long),
+    win = blk.shape[0] // (2 if inverse else 1)
+    nb = (len(idx) - win) // step + 1
+    fused = np.stack([idx[j * step:j * step + win] for j in range(nb)]).reshape(-1)  # (nb*win,)
+    return AxisOperator(n_in, n_out, inverse, None, torch.as_tensor(fused, dtype=torch.long),
                         torch.as_tensor(blk), step, zero_pad)
 
 
 def _gather(x: torch.Tensor, op: AxisOperator) -> torch.Tensor:
-    """Extend the last axis of x by the operator's index map (one copy)."""
+    """All overlapping windows of the extended last axis of x, in one copy: (..., nb*win)."""
     if op.zero_pad:
         x = torch.nn.functional.pad(x, (0, 1))
     return x.index_select(-1, op.index)
@@ -108,18 +119,16 @@ def _gather(x: torch.Tensor, op: AxisOperator) -> torch.Tensor:
 
 def apply_blocked(x: torch.Tensor, op: AxisOperator) -> torch.Tensor:
     """Apply a blocked operator to ``x`` of shape ``(M, n_in)`` -> ``(M, n_out)``."""
-    m = x.shape[0]
+    m, q = x.shape[0], op.block.shape[1] // 2
     if not op.inverse:
-        win = _gather(x, op).unfold(-1, op.block.shape[0], op.step)  # (M, nb, 2q + F - 2)
-        y = win @ op.block  # (M, nb, 2q): [approx q | detail q] per block
-        nb, q = y.shape[1], op.step // 2
-        y = y.view(m, nb, 2, q).transpose(1, 2).reshape(m, 2, nb * q)  # (M, 2, nb*q)
+        win = _gather(x, op).view(-1, op.block.shape[0])  # (M*nb, 2q + F - 2)
+        y = win @ op.block  # (M*nb, 2q): [approx q | detail q] per block
+        y = y.view(m, -1, 2, q).transpose(1, 2).reshape(m, 2, -1)  # (M, 2, nb*q)
         return y[..., : op.n_out // 2].reshape(m, op.n_out)
     w = op.block.shape[0] // 2
-    bands = _gather(x.view(m, 2, op.n_in // 2), op)  # (M, 2, Lq)
-    win = bands.unfold(-1, w, op.step).transpose(1, 2)  # (M, nb, 2, w)
-    y = win.reshape(m, win.shape[1], 2 * w) @ op.block  # (M, nb, 2q)
-    return y.reshape(m, -1)[:, : op.n_out]
+    win = _gather(x.view(m * 2, op.n_in // 2), op).view(m, 2, -1, w)  # (M, 2, nb, w)
+    y = win.transpose(1, 2).reshape(-1, 2 * w) @ op.block  # (M*nb, 2q)
+    return y.view(m, -1)[:, : op.n_out]
 
 
 @functools.lru_cache(maxsize=512)
@@ -127,25 +136,25 @@ def axis_operator(bank: FilterBank, n_in: int, mode: str, inverse: bool,
                   dtype: torch.dtype, device: torch.device) -> AxisOperator:
     """The cached one-axis analysis (inverse=False) or synthesis operator for ``n_in`` samples."""
     op = _synthesis(bank, n_in // 2, mode) if inverse else _analysis(bank, n_in, mode)
-    if n_in <= DENSE_MAX:
+    dense = None
+    if n_in <= DENSE_MAX_INNER:
         dense = apply_blocked(torch.eye(n_in, dtype=torch.float64), op)  # row i: image of e_i
-        return AxisOperator(n_in, op.n_out, inverse, dense.to(device, dtype), None, None, 0,
-                            False)
-    return AxisOperator(n_in, op.n_out, inverse, None, op.index.to(device),
+        dense = dense.to(device, dtype)
+    return AxisOperator(op.n_in, op.n_out, inverse, dense, op.index.to(device),
                         op.block.to(device, dtype), op.step, op.zero_pad)
 
 
 def apply_axis(x: torch.Tensor, dim: int, op: AxisOperator) -> torch.Tensor:
     """Apply ``op`` along dimension ``dim`` (non-negative) of ``x``; other dims untouched."""
     shape = x.shape
-    pre, post = int(np.prod(shape[:dim], dtype=np.int64)), int(np.prod(shape[dim + 1:],
-                                                                        dtype=np.int64))
+    pre = int(np.prod(shape[:dim], dtype=np.int64))
+    post = int(np.prod(shape[dim + 1:], dtype=np.int64))
     out_shape = (*shape[:dim], op.n_out, *shape[dim + 1:])
-    if op.dense is not None:
-        if post == 1:
-            return (x.reshape(pre, op.n_in) @ op.dense).view(out_shape)  # (pre, n_out)
+    if op.dense is not None and post > 1:  # inner axis: left-multiply, no permutation copies
         y = torch.matmul(op.dense.T, x.reshape(pre, op.n_in, post))  # (pre, n_out, post)
         return y.view(out_shape)
+    if op.dense is not None and op.n_in <= DENSE_MAX_LAST:
+        return (x.reshape(pre, op.n_in) @ op.dense).view(out_shape)  # (pre, n_out)
     xt = x.movedim(dim, -1).reshape(-1, op.n_in)  # (pre*post, n_in)
     y = apply_blocked(xt, op)  # (pre*post, n_out)
     return y.view(*shape[:dim], *shape[dim + 1:], op.n_out).movedim(-1, dim)
