@@ -255,6 +255,16 @@ def test_learned_positions_round_trip_and_grid_check(tmp_path):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_load_as_float64_with_native_time_embedding(kind, tmp_path):
+    model = perturb(make(kind, 1, noise_embedding="t"))
+    model.save_pretrained(tmp_path)
+    loaded = type(model).from_pretrained(tmp_path, torch_dtype=torch.float64)
+    assert loaded.dtype == torch.float64 and loaded.config.noise_embedding == "t"
+    inp = inputs(1, torch.float64)
+    assert torch.equal(loaded(inp["x"], inp["sigma"]), model.double()(inp["x"], inp["sigma"]))
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_determinism(kind):
     a, b = perturb(make(kind, 2, **SLOTS)), perturb(make(kind, 2, **SLOTS))
     for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):

@@ -64,6 +64,7 @@ def _vector(v: torch.Tensor | None, b: int, dim: int, name: str, dim_name: str,
     if dim == 0:
         raise UserInputError(f"{name} was given but the model was built with {dim_name}=0; "
                              f"rebuild it with {dim_name}>0 or pass {name}=None.")
+    v = torch.as_tensor(v)
     if v.shape != (b, dim):
         raise UserInputError(f"{name} has shape {tuple(v.shape)}; expected ({b}, {dim}).")
     return v.to(like)
