@@ -47,7 +47,7 @@ def test_console_script_error_has_no_traceback(tmp_path):
      "out of range"),
     (["data", "burgers1d", "--num", "1", "--out", "{tmp}/a.h5", "--set", "nu"],
      "--set expects KEY=VALUE"),
-    (["data", "burgers1d", "--num", "1", "--out", "{tmp}/missing/dir/a.h5"], "a.h5"),
+    (["data", "burgers1d", "--num", "1", "--out", "{tmp}/missing/dir/a.h5"], "does not exist"),
     (["inspect", "{tmp}/nothere.h5"], "nothere.h5"),
     (["plot", "{tmp}/nothere.h5", "--out", "{tmp}/p.png"], "nothere.h5"),
 ])
@@ -58,6 +58,14 @@ def test_bad_input_is_one_sentence_and_nonzero(capsys, tmp_path, argv, message):
     assert message in err
     assert err.strip().count("\n") == 0
     assert not (tmp_path / "a.h5").exists()
+
+
+def test_existing_output_needs_overwrite(capsys, tmp_path):
+    out = tmp_path / "b.h5"
+    out.write_bytes(b"keep me")
+    code, _, err = run_cli(capsys, "data", "advection1d", "--num", "1", "--out", str(out))
+    assert code != 0 and "already exists" in err and "--overwrite" in err
+    assert out.read_bytes() == b"keep me"
 
 
 def test_inspect_rejects_non_hdf5_and_foreign_hdf5(capsys, tmp_path):

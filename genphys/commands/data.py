@@ -85,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
     system = get_system(args.system, **parse_overrides(args.overrides))
 
     from genphys.data import write_trajectories
+    from genphys.data.writer import check_target
 
+    check_target(args.out, args.overwrite)  # fail before any solving
     bar = tqdm(total=args.num, desc=f"{args.system}", unit="traj", disable=args.no_progress)
     batches = system.iter_batches(args.num, seed=args.seed, batch_size=args.batch_size,
                                   progress=bar.update)
