@@ -24,7 +24,10 @@ def _derivative(f, t: Tensor) -> Tensor:
     """Elementwise derivative df/dt by autograd (f acts elementwise)."""
     with torch.enable_grad():
         t_ = t.detach().clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(f(t_).sum(), t_)
+        y = f(t_)
+        if not y.requires_grad:  # constant in t (e.g. alpha = 1)
+            return torch.zeros_like(t)
+        (g,) = torch.autograd.grad(y.sum(), t_)
     return g
 
 
