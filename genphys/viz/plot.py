@@ -20,6 +20,8 @@ FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 def _title(item: dict, field: str) -> str:
     params = ", ".join(f"{k}={v:.3g}" for k, v in item.get("params", {}).items())
+    if len(params) > 60:  # keep the title on one line
+        params = params[:57] + "..."
     return f"{field}  ({params})" if params else field
 
 
@@ -54,21 +56,24 @@ def plot_grid_2d(w: np.ndarray, t: np.ndarray, frames: int = 5, title: str = "")
 
 def plot_mesh(points: np.ndarray, cells: np.ndarray, c: np.ndarray, t: np.ndarray,
               frames: int = 5, title: str = "") -> plt.Figure:
-    """Tripcolor frames of one nodal field ``c (T, N)`` on a triangular mesh."""
+    """Tripcolor frames of one nodal field ``c (T, N)`` on a triangular mesh, two per row."""
     ids = _frame_ids(len(t), frames)
     tri = mtri.Triangulation(points[:, 0], points[:, 1], cells)
     span = np.ptp(points, axis=0)
-    w = 3.2 * span[0] / max(span[1], 1e-12)
-    fig, axes = plt.subplots(len(ids), 1, figsize=(min(w, 8), 1 + 1.9 * len(ids)),
+    aspect = span[1] / max(span[0], 1e-12)
+    ncols = 1 if len(ids) == 1 else 2
+    nrows = -(-len(ids) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 1, 0.6 + 4.2 * aspect * nrows),
                              constrained_layout=True, squeeze=False)
     lo, hi = float(c[ids].min()), float(c[ids].max())
-    for ax, i in zip(axes[:, 0], ids):
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, i in zip(axes.flat, ids):
         im = ax.tripcolor(tri, c[i], shading="gouraud", cmap="viridis", vmin=lo, vmax=hi)
-        ax.triplot(tri, lw=0.1, color="k", alpha=0.25)
-        ax.set(aspect="equal", xticks=[], yticks=[])
-        ax.set_ylabel(f"t={t[i]:.3g}")
-    fig.colorbar(im, ax=axes[:, 0].tolist(), shrink=0.8)
-    fig.suptitle(title)
+        ax.triplot(tri, lw=0.1, color="k", alpha=0.2)
+        ax.set(aspect="equal", title=f"t={t[i]:.3g}")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
+    fig.suptitle(title, fontsize="medium")
     return fig
 
 
