@@ -67,8 +67,10 @@ def advection_captions(feat: dict, t_final: float, rng: np.random.Generator) -> 
         sign = "+" if d == "right" else "−"
         facts.append([f"transport to the {d}", f"motion in the {sign}x direction",
                       f"a profile drifting {d}wards"])
-        facts.append([f"{fmt(feat['distance'])} domain lengths travelled by t = {fmt(t_final)}",
-                      f"a shift of {fmt(feat['distance'])} periods in total"])
+        dist = fmt(feat["distance"])
+        plural = "" if dist == "1" else "s"
+        facts.append([f"{dist} domain length{plural} travelled by t = {fmt(t_final)}",
+                      f"a shift of {dist} period{plural} in total"])
     subject = ["Linear advection", "A 1D advection simulation", "Periodic transport of a profile",
                "Advection on a ring"]
     return compose_captions(rng, subject, facts, k=3, min_facts=2)
