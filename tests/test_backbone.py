@@ -323,3 +323,25 @@ def test_bad_configs_raise():
         SpaceTimeDiT(patch_size=(2, 0))
     with pytest.raises(UserInputError, match="groups"):
         SpaceTimeUNet(base_channels=12, groups=8)
+
+
+@pytest.mark.parametrize("kind,lr,steps", [("dit", 1e-2, 80), ("unet", 3e-3, 40)])
+def test_a_few_steps_fit_a_parameter_conditioned_target(kind, lr, steps):
+    """The params slot carries information: fit out = params[0] * pattern; loss ÷ 5 quickly."""
+    model = make(kind, 1, param_dim=2)
+    t, xs = torch.arange(16)[:, None] / 16, torch.arange(32)[None] / 32  # (T, 1), (1, X)
+    wave = torch.sin(2 * torch.pi * (xs + t))  # (T, X) travelling wave
+    pattern = wave[None, None] * torch.linspace(-1, 1, 8)[None, :, None, None]  # (1, C, T, X)
+    params = torch.randn(4, 2, generator=torch.Generator().manual_seed(3))
+    x, sigma = torch.zeros(4, 8, 16, 32), torch.ones(4)
+    target = params[:, :1, None, None] * pattern  # (B, C, T, X)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = (model(x, sigma, params=params) - target).pow(2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0], (losses[0], losses[-1])
+    print(f"{kind}: loss {losses[0]:.4f} -> {losses[-1]:.5f} in {steps} steps")
