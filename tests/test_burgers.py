@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from genphys.errors import UserInputError
 from genphys.physics.base import SpecError, get_system
 from genphys.physics.burgers import (
     burgers_features,
@@ -197,6 +198,8 @@ def test_fixed_nu_and_bad_values():
         get_system("burgers1d", nx=4)
     with pytest.raises(SpecError, match="cfl"):
         get_system("burgers1d", cfl=3.0)
+    with pytest.raises(UserInputError, match="num=0"):
+        _small().generate(0)
 
 
 def test_pdebench_viscosity_relation():

@@ -18,7 +18,14 @@ import numpy as np
 
 from genphys.physics.base import GridTrajectories, ParamSpec, PDESystem, register, trajectory_seeds
 from genphys.physics.captions import compose_captions, fmt
-from genphys.physics.ic1d import bump_phrases, cell_averages, cell_centres, count_bumps, sample_ic
+from genphys.physics.ic1d import (
+    bump_phrases,
+    cell_averages,
+    cell_centres,
+    check_num,
+    count_bumps,
+    draw_params_and_ic,
+)
 
 __all__ = ["AdvectionConfig", "Advection1D", "advection_cell_averages", "advection_features"]
 
@@ -106,6 +113,7 @@ class Advection1D(PDESystem):
                  batch_size: int | None = None,
                  progress: Callable[[int], None] | None = None) -> GridTrajectories:
         """Trajectories ``start .. start+num-1`` of run ``seed`` (each from its own seed)."""
+        check_num(num)
         cfg = self.config
         seeds = trajectory_seeds(seed, num, start)
         times = np.linspace(0.0, cfg.t_final, cfg.nt)
@@ -114,9 +122,8 @@ class Advection1D(PDESystem):
         u = np.empty((num, cfg.nt, cfg.nx), dtype=np.float32)
         betas, captions = np.empty(num), []
         for i, s in enumerate(seeds):
-            rng = np.random.default_rng(int(s))
-            betas[i] = self.sample_params(rng)["beta"]
-            ic = sample_ic(rng)
+            params, ic = draw_params_and_ic(self.sample_params, s)
+            betas[i] = params["beta"]
             u[i] = advection_cell_averages(ic, betas[i], times, cfg.nx, nsub)
             feat = advection_features(u[i], x, times, betas[i])
             captions.append(advection_captions(feat, cfg.t_final,

@@ -24,14 +24,14 @@ import numpy as np
 from genphys.physics.base import GridTrajectories, ParamSpec, PDESystem, register, trajectory_seeds
 from genphys.physics.captions import compose_captions, fmt
 from genphys.physics.ic1d import (
-    SineIC,
     bump_phrases,
     cell_averages,
     cell_centres,
+    check_num,
     coarsen,
     count_bumps,
+    draw_params_and_ic,
     periodic_slope,
-    sample_ic,
 )
 from genphys.physics.spectral1d import consistency_error, resolve_from_first_frame
 
@@ -223,16 +223,6 @@ class BurgersConfig:
         return self.nx * max(1, -(-n // self.nx))
 
 
-def draw_1d(system: PDESystem, seeds: np.ndarray) -> tuple[list[dict], list[SineIC]]:
-    """Per-trajectory parameters then initial condition, each from its own seed's generator."""
-    params, ics = [], []
-    for s in seeds:
-        rng = np.random.default_rng(int(s))
-        params.append(system.sample_params(rng))
-        ics.append(sample_ic(rng))
-    return params, ics
-
-
 @register
 class Burgers1D(PDESystem):
     """Viscous Burgers on periodic [0, 1) with PDEBench-style initial conditions."""
@@ -248,6 +238,7 @@ class Burgers1D(PDESystem):
                  batch_size: int | None = None,
                  progress: Callable[[int], None] | None = None) -> GridTrajectories:
         """Trajectories ``start .. start+num-1`` of run ``seed`` (each from its own seed)."""
+        check_num(num)
         seeds = trajectory_seeds(seed, num, start)
         bs = batch_size or self.default_batch_size
         parts = []
@@ -259,7 +250,7 @@ class Burgers1D(PDESystem):
 
     def _batch(self, seeds: np.ndarray) -> GridTrajectories:
         cfg = self.config
-        params, ics = draw_1d(self, seeds)
+        params, ics = zip(*(draw_params_and_ic(self.sample_params, s) for s in seeds))
         nu = np.array([p["nu"] for p in params])
         times = np.linspace(0.0, cfg.t_final, cfg.nt)
         u = np.empty((len(seeds), cfg.nt, cfg.nx))

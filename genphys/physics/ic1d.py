@@ -19,9 +19,12 @@ composite Gauss–Legendre quadrature of the analytic ``u0``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from genphys.errors import UserInputError
 
 K_MAX = 4  # largest wavenumber of the family (in units of 2π on the unit interval)
 P_ABS = 0.1  # probability of taking s|u0|
@@ -75,6 +78,20 @@ def sample_ic(rng: np.random.Generator) -> SineIC:
         abs_sign=sign if take_abs else 0,
         window=(float(xl), float(xr)) if take_window else None,
     )
+
+
+def draw_params_and_ic(sample_params: Callable[[np.random.Generator], dict], seed: int
+                       ) -> tuple[dict, SineIC]:
+    """One trajectory's parameters, then its initial condition, from its own seed."""
+    rng = np.random.default_rng(int(seed))
+    params = sample_params(rng)
+    return params, sample_ic(rng)
+
+
+def check_num(num: int) -> None:
+    """Raise :class:`UserInputError` unless ``num`` is a positive trajectory count."""
+    if int(num) != num or num < 1:
+        raise UserInputError(f"num={num!r} is not a valid number of trajectories: need >= 1.")
 
 
 def cell_averages(u0, n: int, shift: float | np.ndarray = 0.0, nsub: int | None = None,
