@@ -243,7 +243,9 @@ def test_features_energy_and_single_vortex() -> None:
 # ------------------------------------------------------------------ the system
 def test_generate_shapes_coords_and_attrs() -> None:
     sys_ = get_system("ns2d", **TINY)
+    torch.set_num_threads(2)
     g = sys_.generate(2, seed=0)
+    assert torch.get_num_threads() == 2  # the solver's 1-thread setting is restored
     assert g.fields["vorticity"].shape == (2, 3, 16, 16)
     assert g.fields["vorticity"].dtype == np.float32
     np.testing.assert_allclose(g.time, [0.0, 0.25, 0.5])
@@ -309,3 +311,15 @@ def test_overrides_and_errors() -> None:
         get_system("ns2d", cfl=2.0)
     with pytest.raises(SpecError, match="unknown key"):
         get_system("ns2d", reynolds=100)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nu", [5e-5, 1e-5])
+def test_auto_solver_resolution_is_converged(nu: float) -> None:
+    """The auto solver grid vs one twice as fine, default config, stored points (t = 10)."""
+    sys_ = get_system("ns2d", nu=nu)
+    n = sys_.solver_resolution(nu)
+    g = sys_.generate(1, seed=0)
+    fine = get_system("ns2d", nu=nu, solver_resolution=2 * n).generate(1, seed=0)
+    a, b = g.fields["vorticity"][0, -1], fine.fields["vorticity"][0, -1]
+    assert np.linalg.norm(a - b) / np.linalg.norm(b) < 1e-3
