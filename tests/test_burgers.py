@@ -157,6 +157,27 @@ def test_bump_counts(k):
     assert count_bumps(np.full(128, 0.3)) == 0
 
 
+def test_initial_condition_family_statistics():
+    rng = np.random.default_rng(123)
+    ics = [sample_ic(rng) for _ in range(4000)]
+    p_abs = np.mean([ic.abs_sign != 0 for ic in ics])
+    p_win = np.mean([ic.window is not None for ic in ics])
+    sigma = np.sqrt(0.1 * 0.9 / 4000)
+    assert abs(p_abs - 0.1) < 4 * sigma and abs(p_win - 0.1) < 4 * sigma
+    ks = np.array([ic.wavenumbers for ic in ics])
+    assert np.all(ks[:, 0] != ks[:, 1]) and set(ks.ravel()) == {1, 2, 3, 4}
+    amps = np.array([ic.amplitudes for ic in ics])
+    assert amps.min() >= 0 and amps.max() < 1
+    signs = [ic.abs_sign for ic in ics if ic.abs_sign]
+    assert set(signs) == {-1, 1}
+    # an |.| profile is one-signed; a window vanishes near x = 0 and 1
+    x = np.linspace(0, 1, 257)
+    ic = next(ic for ic in ics if ic.abs_sign)
+    assert np.all(ic(x) * ic.abs_sign >= 0)
+    ic = next(ic for ic in ics if ic.window)
+    assert abs(ic(np.array([0.0]))[0]) < 1e-6
+
+
 # ---------------------------------------------------------------- system contract
 def _small(**kw):
     return get_system("burgers1d", nx=32, nt=5, t_final=0.3, n_fine=256, **kw)
