@@ -135,8 +135,8 @@ def relative_l2(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def consistency_error(u: np.ndarray, nu, t_final: float, n_modes: int | None = None) -> np.ndarray:
-    """Physical-consistency error of Burgers trajectories ``u`` (B, T, X): relative L2 between
-    ``u`` and a spectral re-solve from its own first frame, per trajectory (B,)."""
+    """Physical-consistency error of Burgers trajectories ``u`` (B, T, X): ‖u − r‖₂/‖r‖₂ over
+    all frames and cells, r the spectral re-solve from u's own first frame; shape (B,)."""
     u = np.asarray(u, dtype=np.float64)
     if u.ndim != 3:
         raise UserInputError(f"expected trajectories of shape (B, T, X), got shape {u.shape}.")
