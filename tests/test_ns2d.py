@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from genphys.errors import UserInputError
 from genphys.physics.base import SpecError, get_system
 from genphys.physics.grf import grf_eigenvalues, sample_grf
 from genphys.physics.ns2d import (
@@ -312,6 +313,15 @@ def test_overrides_and_errors() -> None:
     with pytest.raises(SpecError, match="unknown key"):
         get_system("ns2d", reynolds=100)
 
+
+
+def test_solver_rejects_bad_input() -> None:
+    with pytest.raises(UserInputError, match="expected \\(B, n, n\\)"):
+        ns2d_solve(torch.zeros(1, 8, 6, dtype=torch.float64), 1e-3, np.array([0.0, 1.0]))
+    with pytest.raises(UserInputError, match="nu=-1"):
+        ns2d_solve(torch.zeros(1, 8, 8, dtype=torch.float64), -1.0, np.array([0.0, 1.0]))
+    with pytest.raises(UserInputError, match="increasing"):
+        ns2d_solve(torch.zeros(1, 8, 8, dtype=torch.float64), 1e-3, np.array([1.0, 0.0]))
 
 @pytest.mark.slow
 @pytest.mark.parametrize("nu", [5e-5, 1e-5])

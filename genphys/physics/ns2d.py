@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from genphys.errors import UserInputError
 from genphys.physics.base import (
     GridTrajectories,
     ParamSpec,
@@ -108,6 +109,21 @@ def _rk3cn_step(w_hat: torch.Tensor, n0: torch.Tensor, t: torch.Tensor, h: torch
     return w_hat
 
 
+def _check_solve_inputs(omega0: torch.Tensor, nu: torch.Tensor | float,
+                        times: np.ndarray) -> None:
+    """Raise :class:`UserInputError` for a non-square grid, negative nu or unsorted times."""
+    shape = tuple(omega0.shape)
+    if len(shape) != 3 or shape[1] != shape[2] or shape[1] < 4 or shape[1] % 2:
+        raise UserInputError(f"omega0 has shape {shape}; expected (B, n, n) with even n >= 4.")
+    if not omega0.is_floating_point():
+        raise UserInputError(f"omega0 has dtype {omega0.dtype}; expected a float tensor.")
+    if bool((torch.as_tensor(nu) < 0).any()):
+        raise UserInputError(f"nu={nu} is invalid; allowed: >= 0.")
+    tt = np.asarray(times, dtype=np.float64)
+    if tt.ndim != 1 or len(tt) < 1 or np.any(np.diff(tt) <= 0):
+        raise UserInputError(f"times={tt} is invalid; expected a 1-D increasing sequence.")
+
+
 def ns2d_solve(omega0: torch.Tensor, nu: torch.Tensor | float, times: np.ndarray, *,
                forcing: Forcing = None, dt: float | None = None, cfl: float = 0.5,
                dt_max: float = 0.05, dealias: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,6 +134,7 @@ def ns2d_solve(omega0: torch.Tensor, nu: torch.Tensor | float, times: np.ndarray
     ``min(cfl * dx / max(|u|+|v|), dt_max)`` shrunk to land on every frame time; a fixed ``dt``
     is shrunk the same way. Scheme: IMEX RK3/CN of Spalart, Moser & Rogers (1991).
     """
+    _check_solve_inputs(omega0, nu, times)
     b, n = omega0.shape[0], omega0.shape[-1]
     grid = SpectralGrid.build(n, omega0.dtype, dealias)
     nu_t = torch.as_tensor(nu, dtype=omega0.dtype).expand(b).clone()
