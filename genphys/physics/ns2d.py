@@ -59,10 +59,11 @@ class SpectralGrid:
     mask: torch.Tensor  # (n, n//2+1) 1 on retained modes (2/3 rule), else 0
 
     @staticmethod
-    def build(n: int, dtype: torch.dtype = torch.float64, dealias: bool = True) -> SpectralGrid:
+    def build(n: int, dtype: torch.dtype = torch.float64, dealias: bool = True,
+              device: torch.device | str = "cpu") -> SpectralGrid:
         """Wavenumbers and the 2/3-rule mask (|k_x|, |k_y| <= n//3) for an ``n``-point grid."""
-        ix = torch.fft.fftfreq(n, d=1.0 / n, dtype=dtype)[:, None]  # (n, 1)
-        iy = torch.fft.rfftfreq(n, d=1.0 / n, dtype=dtype)[None, :]  # (1, n//2+1)
+        ix = torch.fft.fftfreq(n, d=1.0 / n, dtype=dtype, device=device)[:, None]  # (n, 1)
+        iy = torch.fft.rfftfreq(n, d=1.0 / n, dtype=dtype, device=device)[None, :]  # (1, n//2+1)
         kx, ky = 2 * math.pi * ix, 2 * math.pi * iy
         k2 = kx**2 + ky**2
         inv_k2 = torch.where(k2 > 0, 1.0 / torch.where(k2 > 0, k2, 1.0), 0.0)
@@ -89,7 +90,7 @@ def _forcing_hat(forcing: Forcing, t: torch.Tensor, grid: SpectralGrid,
     if forcing is None:
         return 0.0
     f = forcing(t) if callable(forcing) else forcing
-    return torch.fft.rfft2(f.to(like.real.dtype)) * grid.mask
+    return torch.fft.rfft2(f.to(like.device, like.real.dtype)) * grid.mask
 
 
 def _rk3cn_step(w_hat: torch.Tensor, n0: torch.Tensor, t: torch.Tensor, h: torch.Tensor,
@@ -136,12 +137,13 @@ def ns2d_solve(omega0: torch.Tensor, nu: torch.Tensor | float, times: np.ndarray
     """
     _check_solve_inputs(omega0, nu, times)
     b, n = omega0.shape[0], omega0.shape[-1]
-    grid = SpectralGrid.build(n, omega0.dtype, dealias)
-    nu_t = torch.as_tensor(nu, dtype=omega0.dtype).expand(b).clone()
+    dev = omega0.device
+    grid = SpectralGrid.build(n, omega0.dtype, dealias, dev)
+    nu_t = torch.as_tensor(nu, dtype=omega0.dtype, device=dev).expand(b).clone()
     w_hat = torch.fft.rfft2(omega0) * grid.mask  # project the initial field on retained modes
     frames = [torch.fft.irfft2(w_hat, s=(n, n))]
-    t = torch.full((b,), float(times[0]), dtype=omega0.dtype)
-    steps = torch.zeros(b, dtype=torch.int64)
+    t = torch.full((b,), float(times[0]), dtype=omega0.dtype, device=dev)
+    steps = torch.zeros(b, dtype=torch.int64, device=dev)
     for t_next in times[1:]:
         while True:
             rem = float(t_next) - t
