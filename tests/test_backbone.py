@@ -247,7 +247,7 @@ def test_learned_positions_round_trip_and_grid_check(tmp_path):
     model = perturb(make("dit", 2, pos_embedding="learned", sample_size=(8, 16, 16)))
     model.save_pretrained(tmp_path)
     loaded = SpaceTimeDiT.from_pretrained(tmp_path)
-    assert loaded.sample == (8, 16, 16)
+    assert loaded.sample_grid == (8, 16, 16)
     inp = inputs(2)
     assert torch.equal(model(inp["x"], inp["sigma"]), loaded(inp["x"], inp["sigma"]))
     with pytest.raises(UserInputError, match="learned positions"):

@@ -105,7 +105,7 @@ class SpaceTimeDiT(ModelMixin, ConfigMixin):
     ):
         super().__init__()
         self.patch = as_tuple(patch_size, "patch_size")
-        self.sample = as_tuple(sample_size, "sample_size", len(self.patch))
+        self.sample_grid = as_tuple(sample_size, "sample_size", len(self.patch))
         check_heads(check_int(hidden_dim, "hidden_dim", 1), num_heads)
         check_choice(noise_embedding, "noise_embedding", NOISE_EMBEDDINGS)
         check_choice(pos_embedding, "pos_embedding", POS_EMBEDDINGS)
@@ -131,11 +131,11 @@ class SpaceTimeDiT(ModelMixin, ConfigMixin):
     def _init_pos(self, kind: str, dim: int) -> nn.Parameter | None:
         if kind == "sincos":
             return None
-        if self.sample is None:
+        if self.sample_grid is None:
             raise UserInputError('pos_embedding="learned" needs sample_size=(T, *space); '
                                  'give it or use pos_embedding="sincos".')
-        check_grid(self.sample, self.patch, "sample_size")
-        emb = sincos_embedding(grid_of(self.sample, self.patch), dim)  # (N, D)
+        check_grid(self.sample_grid, self.patch, "sample_size")
+        emb = sincos_embedding(grid_of(self.sample_grid, self.patch), dim)  # (N, D)
         return nn.Parameter(emb.float()[None])  # (1, N, D), initialised at sin-cos
 
     def _init_weights(self) -> None:
@@ -152,10 +152,10 @@ class SpaceTimeDiT(ModelMixin, ConfigMixin):
 
     def _positions(self, grid: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         if self.pos is not None:
-            if self.sample is not None and grid != grid_of(self.sample, self.patch):
+            if self.sample_grid is not None and grid != grid_of(self.sample_grid, self.patch):
                 raise UserInputError(
-                    f"this model has learned positions for sample_size={self.sample}; the input "
-                    f"grid {tuple(g * p for g, p in zip(grid, self.patch))} differs.")
+                    f"this model has learned positions for sample_size={self.sample_grid}; "
+                    f"the input grid {tuple(g * p for g, p in zip(grid, self.patch))} differs.")
             return self.pos.to(like)
         key = (grid, like.dtype, like.device)
         if key not in self._pos_cache:
