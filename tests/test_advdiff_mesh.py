@@ -270,9 +270,9 @@ def test_registry_and_shapes(trajs):
     for tr, s in zip(trajs, trajectory_seeds(0, 5)):
         n = len(tr.points)
         assert tr.seed == s
-        assert tr.fields.shape == (cfg.frames, n, 1) and tr.fields.dtype == np.float32
+        assert tr.fields.shape == (cfg.nt, n, 1) and tr.fields.dtype == np.float32
         assert tr.cells.shape[1] == 3 and tr.cells.max() == n - 1
-        assert tr.time.shape == (cfg.frames,) and tr.time[-1] == pytest.approx(cfg.t_final)
+        assert tr.time.shape == (cfg.nt,) and tr.time[-1] == pytest.approx(cfg.t_final)
         assert tr.field_names == ["concentration"]
         assert set(tr.params) == {"kappa", "speed", "amplitude", "source_rate"}
         json.dumps(tr.attrs)  # JSON-able metadata
@@ -296,11 +296,11 @@ def test_determinism_and_seed_dependence(trajs):
 
 
 def test_overrides_and_config_errors():
-    system = get_system("advdiff_mesh2d", kappa=0.01, frames=11, t_final=0.5, dt=0.01)
+    system = get_system("advdiff_mesh2d", kappa=0.01, nt=11, t_final=0.5, dt=0.01)
     tr = system.generate(1, seed=1)[0]
     assert tr.params["kappa"] == 0.01 and tr.fields.shape[0] == 11
-    with pytest.raises(SpecError, match="frames-1"):
-        get_system("advdiff_mesh2d", frames=7)
+    with pytest.raises(SpecError, match="nt-1"):
+        get_system("advdiff_mesh2d", nt=7)
     with pytest.raises(SpecError, match="kappa"):
         get_system("advdiff_mesh2d", kappa=1.0)
     with pytest.raises(SpecError, match="valid keys"):
@@ -325,7 +325,7 @@ def test_system_self_convergence(kappa, lowest):
     q = q[np.hypot(q[:, 0] - 0.8, q[:, 1] - 0.5) > 0.2]
     vals = []
     for k in range(3):
-        cfg = Config(max_area=2e-3 / 4**k, dt=0.02 / 2**k, t_final=1.0, frames=11)
+        cfg = Config(max_area=2e-3 / 4**k, dt=0.02 / 2**k, t_final=1.0, nt=11)
         sol = simulate(cfg, params, setup)
         vals.append(fem.p1_basis(sol["points"], sol["cells"]).probes(q.T) @ sol["c"][-1])
     d = [np.sqrt(np.mean((a - b) ** 2)) for a, b in zip(vals, vals[1:])]

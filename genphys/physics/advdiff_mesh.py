@@ -33,9 +33,9 @@ class Config:
     min_angle: float = 30.0  # Triangle minimum angle in degrees (quality switch q)
     min_holes: int = 1  # fewest obstacles per trajectory
     max_holes: int = 3  # most obstacles per trajectory
-    frames: int = 41  # saved frames, including t = 0
+    nt: int = 41  # saved frames, including t = 0 (same key as the grid systems)
     t_final: float = 2.0  # end time
-    dt: float = 0.01  # time step; t_final/dt must be a multiple of frames - 1
+    dt: float = 0.01  # time step; t_final/dt must be a multiple of nt - 1
     scheme: str = "bdf2"  # time scheme: bdf2, cn or be
     supg: bool = True  # streamline-upwind Petrov–Galerkin stabilisation
     uniform_prob: float = 0.25  # probability of a uniform flow through filtering obstacles
@@ -46,13 +46,13 @@ class Config:
         if not (0 <= self.min_holes <= self.max_holes <= 3):
             raise ValueError(f"min_holes={self.min_holes}, max_holes={self.max_holes} are "
                              "invalid; allowed: 0 <= min_holes <= max_holes <= 3.")
-        if self.frames < 2 or self.t_final <= 0 or self.dt <= 0:
-            raise ValueError(f"frames={self.frames}, t_final={self.t_final}, dt={self.dt} are "
-                             "invalid; allowed: frames >= 2, t_final > 0, dt > 0.")
+        if self.nt < 2 or self.t_final <= 0 or self.dt <= 0:
+            raise ValueError(f"nt={self.nt}, t_final={self.t_final}, dt={self.dt} are "
+                             "invalid; allowed: nt >= 2, t_final > 0, dt > 0.")
         steps = self.t_final / self.dt
-        if abs(steps - round(steps)) > 1e-6 or round(steps) % (self.frames - 1):
+        if abs(steps - round(steps)) > 1e-6 or round(steps) % (self.nt - 1):
             raise ValueError(f"t_final/dt={steps:g} must be an integer multiple of "
-                             f"frames-1={self.frames - 1}.")
+                             f"nt-1={self.nt - 1}.")
         if self.scheme not in fem.SCHEMES:
             raise ValueError(f"scheme={self.scheme!r} is unknown; allowed: "
                              + ", ".join(fem.SCHEMES) + ".")
@@ -119,7 +119,7 @@ def simulate(cfg: Config, params: dict[str, float], setup: dict) -> dict:
     dofs, g = _dirichlet(basis, facets[inlet], points, centres, setup, params, cfg)
     c0, load = _forcing(basis, points, vel, tau, setup, params, cfg)
     steps = round(cfg.t_final / cfg.dt)
-    c = fem.integrate_in_time(mass, stiff, c0, cfg.dt, steps, save_every=steps // (cfg.frames - 1),
+    c = fem.integrate_in_time(mass, stiff, c0, cfg.dt, steps, save_every=steps // (cfg.nt - 1),
                               scheme=cfg.scheme, dirichlet=dofs, g=g, load=load)
     pe = fem.mesh_peclet(points, cells, vel, params["kappa"])
     return {"points": points, "cells": cells, "c": c, "velocity": vel,
@@ -349,5 +349,5 @@ class AdvDiffMesh2D(PDESystem):
             points=sol["points"], cells=sol["cells"],
             fields=c[:, :, None].astype(np.float32),  # (T, N, 1)
             field_names=list(self.field_names),
-            time=np.linspace(0.0, cfg.t_final, cfg.frames), params=params, seed=seed,
+            time=np.linspace(0.0, cfg.t_final, cfg.nt), params=params, seed=seed,
             captions=captions, attrs=attrs)
