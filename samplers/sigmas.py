@@ -13,6 +13,17 @@ Kinds:
 - ``flow_shift``: uniform in shifted flow time t' = s t / (1 + (s - 1) t) with
   t = sigma/(1+sigma) (Esser et al. 2024, SD3), option ``shift`` (3.0).
 - ``linear``: uniform in sigma.
+
+Recommended defaults (measured on three exact Gaussian mixtures of shape (8, 2, 16, 32),
+unit-scale travelling-wave means, component std 0.15-0.3, x_T at sigma = 80; median
+relative error to the exact ODE solution): ``deis`` (order 3) on a ``karras`` grid with
+rho = 7 and sigma_min = 0.02 was the most robust at NFE 10 (2.1e-3 to 3.7e-3) and NFE 20
+(1.4e-4 to 7.0e-4); ``unipc`` order 3 on ``loguniform`` with sigma_min 0.002-0.01 reached
+2.0e-4 to 5.4e-4 at NFE 20 but 1.2e-2 to 3.3e-2 at NFE 10. The data-prediction multistep
+methods (dpmpp_2m/3m, unipc) do better on ``loguniform`` than on ``karras`` grids: with few
+Karras steps the large step-size ratios make their extrapolation unstable. sigma_min
+trades the final jump's O(sigma_min^2) error against steps spent at tiny sigma; scale it
+with the data (about 0.1 x the smallest data scale that matters).
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from .schedules import Schedule
 
 __all__ = ["get_sigmas", "SIGMA_KINDS", "DEFAULT_SIGMA_MIN", "DEFAULT_SIGMA_MAX"]
 
-DEFAULT_SIGMA_MIN = 0.002  # EDM's value; measured best for NFE 10-20 (see docs)
+DEFAULT_SIGMA_MIN = 0.02  # measured best for NFE 10-20 on unit-scale data (see above)
 DEFAULT_SIGMA_MAX = 80.0
 SIGMA_KINDS = ("karras", "loguniform", "uniform_t", "flow_shift", "linear")
 
