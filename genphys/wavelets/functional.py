@@ -16,7 +16,7 @@ import torch
 
 from genphys.errors import UserInputError
 from genphys.wavelets.filters import FilterBank, check_mode, filter_bank, max_level
-from genphys.wavelets.operators import apply_axis, axis_operator
+from genphys.wavelets.operators import analyze, axis_operator, synthesize
 
 Coeffs = list  # [approx, {key: detail}, ...] coarsest level first, like pywt.wavedecn
 
@@ -63,18 +63,8 @@ def dwt_mallat(x: torch.Tensor, bank: FilterBank, axes: tuple[int, ...], mode: s
                ) -> torch.Tensor:
     """One-level DWT over ``axes`` in Mallat layout: each axis becomes ``[approx | detail]``."""
     for a in axes:
-        op = axis_operator(bank, x.shape[a], mode, False, x.dtype, x.device)
-        x = apply_axis(x, a, op)
+        x = analyze(x, a, axis_operator(bank, x.shape[a], mode, False, x.dtype, x.device))
     return x
-
-
-def idwt_mallat(y: torch.Tensor, bank: FilterBank, axes: tuple[int, ...], mode: str
-                ) -> torch.Tensor:
-    """Inverse of :func:`dwt_mallat` (pywt.idwtn lengths for non-periodic modes)."""
-    for a in reversed(axes):
-        op = axis_operator(bank, y.shape[a], mode, True, y.dtype, y.device)
-        y = apply_axis(y, a, op)
-    return y
 
 
 def split_bands(y: torch.Tensor, axes: tuple[int, ...]) -> dict[str, torch.Tensor]:
@@ -89,21 +79,39 @@ def split_bands(y: torch.Tensor, axes: tuple[int, ...]) -> dict[str, torch.Tenso
     return out
 
 
-def merge_bands(bands: dict[str, torch.Tensor | None], axes: tuple[int, ...]) -> torch.Tensor:
-    """Concatenate subbands into Mallat layout (missing or None bands are zeros)."""
+def check_bands(bands: dict[str, torch.Tensor | None], ndim: int) -> torch.Tensor:
+    """Validate subband keys and shapes; return one given subband (raise if all are None)."""
+    valid = keys(ndim)
     given = [v for v in bands.values() if v is not None]
     if not given:
         raise UserInputError("All wavelet coefficients are None; give at least one subband.")
-    ref, valid = given[0], keys(len(axes))
     for k, v in bands.items():
         if k not in valid:
             raise UserInputError(f"Unknown subband key {k!r}; valid keys: {', '.join(valid)}.")
-        if v is not None and v.shape != ref.shape:
+        if v is not None and v.shape != given[0].shape:
             raise UserInputError(f"Subband {k!r} has shape {tuple(v.shape)} but "
-                                 f"{tuple(ref.shape)} was expected (all subbands share a shape).")
-    level = {k: (v if (v := bands.get(k)) is not None else torch.zeros_like(ref)) for k in valid}
-    for i in reversed(range(len(axes))):  # fuse the last key letter along axes[i]
-        level = {k: torch.cat([level[k + "a"], level[k + "d"]], dim=axes[i]) for k in keys(i)}
+                                 f"{tuple(given[0].shape)} was expected (all subbands share a "
+                                 "shape).")
+    return given[0]
+
+
+def idwt_bands(bands: dict[str, torch.Tensor | None], bank: FilterBank, axes: tuple[int, ...],
+               mode: str) -> torch.Tensor:
+    """One-level inverse DWT from subbands (None or missing: zeros, their products skipped)."""
+    ref = check_bands(bands, len(axes))
+    level = {k: bands.get(k) for k in keys(len(axes))}
+    for i in reversed(range(len(axes))):  # undo axes[i]: fuse the last key letter
+        op = None
+        new = {}
+        for k in keys(i):
+            a, d = level[k + "a"], level[k + "d"]
+            if a is None and d is None:
+                new[k] = None
+                continue
+            n = (a if a is not None else d).shape[axes[i]]
+            op = op or axis_operator(bank, n, mode, True, ref.dtype, ref.device)
+            new[k] = synthesize(a, d, axes[i], op)
+        level = new
     return level[""]
 
 
@@ -127,8 +135,8 @@ def idwtn(coeffs: dict[str, torch.Tensor | None], wavelet: str | FilterBank,
         raise UserInputError("All wavelet coefficients are None; give at least one subband.")
     axes = normalize_axes(axes, ref.ndim)
     cd = compute_dtype(ref.dtype)
-    y = merge_bands({k: (v if v is None else v.to(cd)) for k, v in coeffs.items()}, axes)
-    return idwt_mallat(y, bank, axes, mode).to(ref.dtype)
+    bands = {k: (v if v is None else v.to(cd)) for k, v in coeffs.items()}
+    return idwt_bands(bands, bank, axes, mode).to(ref.dtype)
 
 
 def wavedecn(x: torch.Tensor, wavelet: str | FilterBank, level: int = 1,
@@ -164,5 +172,5 @@ def waverecn(coeffs: Coeffs, wavelet: str | FilterBank, axes: int | Sequence[int
             # pywt: a coarser approx can be one sample longer than the details (odd lengths)
             a = a[tuple(slice(s) for s in shape)]
         d["a" * len(axes)] = None if a is None else a.to(cd)
-        a = idwt_mallat(merge_bands(d, axes), bank, axes, mode)
+        a = idwt_bands(d, bank, axes, mode)
     return a.to(dtype)

@@ -52,16 +52,16 @@ def _extension(n: int, start: int, length: int, mode: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class AxisOperator:
-    """One-level analysis or synthesis along one axis, ``n_in`` -> ``n_out`` samples."""
+    """One-level analysis (``n_in -> 2n``) or synthesis (2 bands of ``n`` -> ``n_out``)."""
 
-    n_in: int
-    n_out: int
+    n_in: int  # analysis: signal length; synthesis: coefficients per band
+    n_out: int  # analysis: 2n (Mallat layout [approx | detail]); synthesis: signal length
     inverse: bool
-    dense: torch.Tensor | None  # (n_in, n_out) matrix, or None for the blocked path
-    index: torch.Tensor | None  # (Lp,) gather indices of the extension; n_src means zero
-    block: torch.Tensor | None  # (window_in, window_out) block matrix
-    step: int  # window stride (in extended samples of one band)
-    zero_pad: bool  # the extension contains zeros: append one zero sample before gathering
+    dense: torch.Tensor | None  # analysis (n_in, 2n); synthesis (2, n, n_out); or None
+    left: torch.Tensor  # (l,) indices of the left extension; all -1: zeros
+    right: torch.Tensor  # (r,) indices of the right extension (after the whole signal)
+    block: torch.Tensor  # analysis (window, 2q); synthesis (2, window, 2q)
+    step: int  # stride between windows
 
 
 def _analysis(bank: FilterBank, n_in: int, mode: str) -> AxisOperator:
@@ -76,7 +76,7 @@ def _analysis(bank: FilterBank, n_in: int, mode: str) -> AxisOperator:
     for r in range(q):
         blk[2 * r:2 * r + f, r] = h[0]
         blk[2 * r:2 * r + f, q + r] = h[1]
-    return _make(n_in, 2 * n, False, idx, n_in, blk, 2 * q)
+    return _make(n_in, 2 * n, False, idx, blk, 2 * q)
 
 
 def _synthesis(bank: FilterBank, n: int, mode: str) -> AxisOperator:
@@ -90,71 +90,106 @@ def _synthesis(bank: FilterBank, n: int, mode: str) -> AxisOperator:
     nb = -(-n_rec // (2 * q))
     idx = _extension(n, e0, q * (nb - 1) + w, "periodization" if per else "zero")
     g = np.array([bank.rec_lo, bank.rec_hi])
-    blk = np.zeros((2 * w, 2 * q))
+    blk = np.zeros((2, w, 2 * q))
     for v in range(w):
         for r in range(2 * q):
             j = r - c - 2 * e0 - 2 * v
             if 0 <= j < f:
-                blk[v, r], blk[w + v, r] = g[0, j], g[1, j]
-    return _make(2 * n, n_rec, True, idx, n, blk, q)
+                blk[:, v, r] = g[:, j]
+    return _make(n, n_rec, True, idx, blk, q)
 
 
-def _make(n_in: int, n_out: int, inverse: bool, idx: np.ndarray, n_src: int,
-          blk: np.ndarray, step: int) -> AxisOperator:
-    zero_pad = bool((idx < 0).any())
-    idx = np.where(idx < 0, n_src, idx)
-    win = blk.shape[0] // (2 if inverse else 1)
-    nb = (len(idx) - win) // step + 1
-    fused = np.stack([idx[j * step:j * step + win] for j in range(nb)]).reshape(-1)  # (nb*win,)
-    return AxisOperator(n_in, n_out, inverse, None, torch.as_tensor(fused, dtype=torch.long),
-                        torch.as_tensor(blk), step, zero_pad)
+def _make(n_in: int, n_out: int, inverse: bool, idx: np.ndarray, blk: np.ndarray, step: int
+          ) -> AxisOperator:
+    lead = next(i for i in range(len(idx)) if np.array_equal(idx[i:i + n_in], np.arange(n_in)))
+    left, right = idx[:lead], idx[lead + n_in:]  # the extension is [left | x | right]
+    if any((w < 0).any() and not (w < 0).all() for w in (left, right)):
+        raise AssertionError("an extension wing mixes zeros and samples")  # never for MODES
+    return AxisOperator(n_in, n_out, inverse, None, torch.as_tensor(left, dtype=torch.long),
+                        torch.as_tensor(right, dtype=torch.long), torch.as_tensor(blk), step)
 
 
-def _gather(x: torch.Tensor, op: AxisOperator) -> torch.Tensor:
-    """All overlapping windows of the extended last axis of x, in one copy: (..., nb*win)."""
-    if op.zero_pad:
-        x = torch.nn.functional.pad(x, (0, 1))
-    return x.index_select(-1, op.index)
+def _gather(x: torch.Tensor, op: AxisOperator, win: int) -> torch.Tensor:
+    """All overlapping windows of the extended last axis of ``x (M, n)``: ``(M*nb, win)``."""
+    wings = [x.new_zeros(x.shape[0], len(i)) if len(i) and i[0] < 0 else x.index_select(-1, i)
+             for i in (op.left, op.right)]
+    ext = torch.cat([wings[0], x, wings[1]], -1)  # (M, l + n + r)
+    return ext.unfold(-1, win, op.step).reshape(-1, win)  # one copy of the windows
 
 
-def apply_blocked(x: torch.Tensor, op: AxisOperator) -> torch.Tensor:
-    """Apply a blocked operator to ``x`` of shape ``(M, n_in)`` -> ``(M, n_out)``."""
+def analyze_blocked(x: torch.Tensor, op: AxisOperator) -> torch.Tensor:
+    """Blocked analysis of ``x (M, n_in)`` -> Mallat layout ``(M, 2n)``."""
     m, q = x.shape[0], op.block.shape[1] // 2
-    if not op.inverse:
-        win = _gather(x, op).view(-1, op.block.shape[0])  # (M*nb, 2q + F - 2)
-        y = win @ op.block  # (M*nb, 2q): [approx q | detail q] per block
-        y = y.view(m, -1, 2, q).transpose(1, 2).reshape(m, 2, -1)  # (M, 2, nb*q)
-        return y[..., : op.n_out // 2].reshape(m, op.n_out)
-    w = op.block.shape[0] // 2
-    win = _gather(x.view(m * 2, op.n_in // 2), op).view(m, 2, -1, w)  # (M, 2, nb, w)
-    y = win.transpose(1, 2).reshape(-1, 2 * w) @ op.block  # (M*nb, 2q)
-    return y.view(m, -1)[:, : op.n_out]
+    y = _gather(x, op, op.block.shape[0]) @ op.block  # (M*nb, 2q): [approx q | detail q]
+    y = y.view(m, -1, 2, q).transpose(1, 2).reshape(m, 2, -1)  # (M, 2, nb*q)
+    return y[..., : op.n_out // 2].reshape(m, op.n_out)
+
+
+def synthesize_blocked(a: torch.Tensor | None, d: torch.Tensor | None, op: AxisOperator
+                       ) -> torch.Tensor:
+    """Blocked synthesis of bands ``(M, n)`` (None: zeros, skipped) -> ``(M, n_out)``."""
+    y = None
+    for band, c in enumerate((a, d)):
+        if c is None:
+            continue
+        win = _gather(c, op, op.block.shape[1])  # (M*nb, w)
+        # in place on a fresh mm output: autograd-safe (mm saves its inputs, not its output)
+        y = win @ op.block[band] if y is None else y.addmm_(win, op.block[band])
+    m = (a if a is not None else d).shape[0]
+    return y.view(m, -1)[:, : op.n_out]  # (M, n_out)
 
 
 @functools.lru_cache(maxsize=512)
 def axis_operator(bank: FilterBank, n_in: int, mode: str, inverse: bool,
                   dtype: torch.dtype, device: torch.device) -> AxisOperator:
-    """The cached one-axis analysis (inverse=False) or synthesis operator for ``n_in`` samples."""
-    op = _synthesis(bank, n_in // 2, mode) if inverse else _analysis(bank, n_in, mode)
+    """The cached analysis (``n_in`` samples) or synthesis (``n_in`` per band) operator."""
+    op = _synthesis(bank, n_in, mode) if inverse else _analysis(bank, n_in, mode)
     dense = None
     if n_in <= DENSE_MAX_INNER:
-        dense = apply_blocked(torch.eye(n_in, dtype=torch.float64), op)  # row i: image of e_i
+        eye = torch.eye(n_in, dtype=torch.float64)  # row i: image of e_i
+        dense = torch.stack([synthesize_blocked(eye, None, op), synthesize_blocked(None, eye, op)]
+                            ) if inverse else analyze_blocked(eye, op)
         dense = dense.to(device, dtype)
-    return AxisOperator(op.n_in, op.n_out, inverse, dense, op.index.to(device),
-                        op.block.to(device, dtype), op.step, op.zero_pad)
+    return AxisOperator(op.n_in, op.n_out, inverse, dense, op.left.to(device),
+                        op.right.to(device), op.block.to(device, dtype), op.step)
 
 
-def apply_axis(x: torch.Tensor, dim: int, op: AxisOperator) -> torch.Tensor:
-    """Apply ``op`` along dimension ``dim`` (non-negative) of ``x``; other dims untouched."""
+def _split(shape: torch.Size, dim: int) -> tuple[int, int]:
+    return (int(np.prod(shape[:dim], dtype=np.int64)),
+            int(np.prod(shape[dim + 1:], dtype=np.int64)))
+
+
+def analyze(x: torch.Tensor, dim: int, op: AxisOperator) -> torch.Tensor:
+    """One-level analysis along ``dim`` (non-negative): ``[approx | detail]`` along it."""
     shape = x.shape
-    pre = int(np.prod(shape[:dim], dtype=np.int64))
-    post = int(np.prod(shape[dim + 1:], dtype=np.int64))
+    (pre, post), n_in = _split(shape, dim), op.n_in
     out_shape = (*shape[:dim], op.n_out, *shape[dim + 1:])
     if op.dense is not None and post > 1:  # inner axis: left-multiply, no permutation copies
-        y = torch.matmul(op.dense.T, x.reshape(pre, op.n_in, post))  # (pre, n_out, post)
+        return torch.matmul(op.dense.T, x.reshape(pre, n_in, post)).view(out_shape)
+    if op.dense is not None and n_in <= DENSE_MAX_LAST:
+        return (x.reshape(pre, n_in) @ op.dense).view(out_shape)  # (pre, 2n)
+    y = analyze_blocked(x.movedim(dim, -1).reshape(-1, n_in), op)  # (pre*post, 2n)
+    return y.view(*shape[:dim], *shape[dim + 1:], op.n_out).movedim(-1, dim)
+
+
+def synthesize(a: torch.Tensor | None, d: torch.Tensor | None, dim: int, op: AxisOperator
+               ) -> torch.Tensor:
+    """One-level synthesis along ``dim`` from approx/detail bands (None: zeros)."""
+    shape = (a if a is not None else d).shape
+    (pre, post), n = _split(shape, dim), op.n_in
+    out_shape = (*shape[:dim], op.n_out, *shape[dim + 1:])
+    bands = [(b, c) for b, c in enumerate((a, d)) if c is not None]
+    if op.dense is not None and (post > 1 or n <= DENSE_MAX_LAST):
+        y = None
+        for b, c in bands:
+            if post > 1:  # inner axis: (n_out, n) @ (pre, n, post) -> (pre, n_out, post)
+                t = torch.matmul(op.dense[b].T, c.reshape(pre, n, post))
+            else:  # last axis: (pre, n) @ (n, n_out)
+                t = c.reshape(pre, n) @ op.dense[b]
+            y = t if y is None else y.add_(t)
         return y.view(out_shape)
-    if op.dense is not None and op.n_in <= DENSE_MAX_LAST:
-        return (x.reshape(pre, op.n_in) @ op.dense).view(out_shape)  # (pre, n_out)
-    xt = x.movedim(dim, -1).reshape(-1, op.n_in)  # (pre*post, n_in)
-    y = apply_blocked(xt, op)  # (pre*post, n_out)
+    cs = [None, None]
+    for b, c in bands:
+        cs[b] = c.movedim(dim, -1).reshape(-1, n)  # (pre*post, n)
+    y = synthesize_blocked(cs[0], cs[1], op)  # (pre*post, n_out)
     return y.view(*shape[:dim], *shape[dim + 1:], op.n_out).movedim(-1, dim)
