@@ -21,7 +21,7 @@ from genphys.physics.ns2d import (
     ns2d_solve,
 )
 
-TINY = dict(resolution=16, n_frames=3, t_final=0.5)  # a fast config for system-level tests
+TINY = dict(resolution=16, nt=3, t_final=0.5)  # a fast config for system-level tests
 
 
 @pytest.fixture(autouse=True)
@@ -263,7 +263,7 @@ def test_stored_values_are_point_values_of_the_solver_grid() -> None:
     g = sys_.generate(1, seed=4)
     rng = np.random.default_rng(int(g.seeds[0]))
     sys_.sample_params(rng)  # same draws as generate, then the GRF
-    w0 = torch.from_numpy(sample_grf([rng], 32))
+    w0 = torch.from_numpy(sample_grf([rng], 32) * sys_.config.ic_scale)
     f = torch.from_numpy(0.1 * forcing_pattern(32))[None]
     out, _ = ns2d_solve(w0, 2e-4, g.time, forcing=f)
     np.testing.assert_array_equal(g.fields["vorticity"][0], out[0, :, ::2, ::2].numpy()
@@ -291,7 +291,7 @@ def test_captions() -> None:
             assert "forcing" in c.lower()
             assert "enstrophy" in c.lower() and "vort" in c.lower()
     assert g.captions == sys_.generate(2, seed=1).captions  # deterministic per seed
-    free = get_system("ns2d", nu=1e-3, forcing=0.0, resolution=16, n_frames=3, t_final=5.0)
+    free = get_system("ns2d", nu=1e-3, forcing=0.0, resolution=16, nt=3, t_final=5.0)
     caps = free.generate(1, seed=1).captions[0]
     assert all("laminar" in c and ("no forcing" in c.lower() or "unforced" in c.lower())
                for c in caps), caps

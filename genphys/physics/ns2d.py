@@ -251,11 +251,13 @@ class NS2DConfig:
 
     resolution: int = 64  # stored points per axis (x and y), a point grid x_i = i/n
     solver_resolution: int = 0  # solver points per axis; 0 = auto (see NS2D.solver_resolution)
-    n_frames: int = 21  # stored frames including t = 0, equally spaced
+    nt: int = 21  # stored frames including t = 0, equally spaced (key shared by all systems)
     t_final: float = 10.0  # time of the last frame
     cfl: float = 0.5  # adaptive step dt <= cfl * dx / max(|u| + |v|) (RK3 limit ~0.8)
     dt_max: float = 0.05  # upper bound on the step (accuracy of forcing and diffusion)
-    ic_scale: float = 1.0  # multiplies the initial GRF sample (standard deviation)
+    # multiplies the paper-covariance GRF sample; 6.09 = the amplitude of FNO's data generator
+    # (docs/systems/ns2d.md, 'Amplitude note'), which keeps the flow from being forcing-dominated
+    ic_scale: float = 6.09
     threads: int = 1  # torch CPU threads while solving (0 = keep torch's); small FFTs: 1 is best
 
     def __post_init__(self) -> None:
@@ -265,8 +267,8 @@ class NS2DConfig:
         if sr and (sr < self.resolution or sr % self.resolution):
             raise SpecError(f"solver_resolution={sr} is invalid; allowed: 0 (auto) or a "
                             f"multiple of resolution={self.resolution}.")
-        if self.n_frames < 2:
-            raise SpecError(f"n_frames={self.n_frames} is invalid; allowed: >= 2.")
+        if self.nt < 2:
+            raise SpecError(f"nt={self.nt} is invalid; allowed: >= 2.")
         for key in ("t_final", "cfl", "dt_max"):
             if not getattr(self, key) > 0:
                 raise SpecError(f"{key}={getattr(self, key)} is invalid; allowed: > 0.")
@@ -318,8 +320,8 @@ class NS2D(PDESystem):
         nu = np.array([p["nu"] for p in params])
         amp = np.array([p["forcing"] for p in params])
         n_solver = np.array([self.solver_resolution(v) for v in nu])
-        times = np.linspace(0.0, cfg.t_final, cfg.n_frames)
-        omega = np.empty((num, cfg.n_frames, cfg.resolution, cfg.resolution), np.float32)
+        times = np.linspace(0.0, cfg.t_final, cfg.nt)
+        omega = np.empty((num, cfg.nt, cfg.resolution, cfg.resolution), np.float32)
         bs = batch_size or self.default_batch_size
         for lo in range(0, num, bs):
             idx = np.arange(lo, min(lo + bs, num))
