@@ -287,7 +287,7 @@ def test_captions() -> None:
     for caps in g.captions:
         assert len(caps) >= 3 and len(set(caps)) == len(caps)
         for c in caps:
-            assert "1.0e-4" in c and "moderately turbulent" in c
+            assert "1e-4" in c and "moderately turbulent" in c
             assert "forcing" in c.lower()
             assert "enstrophy" in c.lower() and "vort" in c.lower()
     assert g.captions == sys_.generate(2, seed=1).captions  # deterministic per seed

@@ -94,3 +94,4 @@ def test_fmt_numbers():
     assert fmt(3.2e-5) == "3.2e-5"
     assert fmt(12) == "12"
     assert fmt(0) == "0"
+    assert fmt(1e-5) == "1e-5" and fmt(2.5e4) == "2.5e4"

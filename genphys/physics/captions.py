@@ -14,14 +14,16 @@ import numpy as np
 
 
 def fmt(value: float, digits: int = 2) -> str:
-    """A number as people write it: 0.004, 3.2e-05, 12, 0.35."""
+    """A number as people write it: 0.004, 3.2e-5, 1e-5, 12, 0.35."""
     v = float(value)
     if v == 0:
         return "0"
     if abs(v) >= 1e-3 and abs(v) < 1e4:
         s = f"{v:.{digits}g}"
         return s
-    return f"{v:.{digits - 1}e}".replace("e-0", "e-").replace("e+0", "e")
+    mant, exp = f"{v:.{digits - 1}e}".split("e")
+    mant = mant.rstrip("0").rstrip(".") if "." in mant else mant
+    return f"{mant}e{int(exp)}"
 
 
 def choose(rng: np.random.Generator, options: Sequence[str]) -> str:
