@@ -138,7 +138,12 @@ def psi(k: int, h: float) -> float:
     if h == math.inf:
         return math.inf if k > 0 else 1.0
     if h < 1.0:  # alternating series sum_m (-1)^m h^(k+1+m)/(k+1+m)!, no cancellation
-        return sum((-1) ** m * h ** (k + 1 + m) / math.factorial(k + 1 + m) for m in range(30))
+        term = h ** (k + 1) / math.factorial(k + 1)
+        out, m = term, 0
+        while abs(term) > 1e-18 * abs(out):
+            term *= -h / (k + 2 + m)
+            out, m = out + term, m + 1
+        return out
     out = -math.expm1(-h)  # k = 0
     for j in range(1, k + 1):
         out = h**j / math.factorial(j) - out
@@ -165,11 +170,34 @@ def exp_weights(h: float, nodes: Sequence[float]) -> list[float]:
     Hochbruck & Ostermann 2010): x_t = (sigma_t/sigma_s) x_s + sum_j w_j D_j, with node
     offsets tau_j = lambda_j - lambda_s.
     """
-    return [sum(c * math.factorial(k) * psi(k, h) for k, c in enumerate(poly))
-            for poly in lagrange_coeffs(nodes)]
+    moments = [math.factorial(k) * psi(k, h) for k in range(len(nodes))]
+    return [sum(c * mk for c, mk in zip(poly, moments)) for poly in lagrange_coeffs(nodes)]
 
 
 def poly_weights(a: float, b: float, nodes: Sequence[float]) -> list[float]:
     """Weights w_j = int_a^b l_j(s) ds of the Lagrange basis on ``nodes`` (Adams-Bashforth)."""
     return [sum(c * (b ** (k + 1) - a ** (k + 1)) / (k + 1) for k, c in enumerate(poly))
             for poly in lagrange_coeffs(nodes)]
+
+
+def solve_small(a: list[list[float]], b: list[float]) -> list[float]:
+    """Solve a tiny dense system a x = b by Gaussian elimination with partial pivoting."""
+    n = len(b)
+    m = [row[:] + [bi] for row, bi in zip(a, b)]  # augmented (n, n+1)
+    for c in range(n):
+        p = max(range(c, n), key=lambda r: abs(m[r][c]))
+        m[c], m[p] = m[p], m[c]
+        for r in range(c + 1, n):
+            f = m[r][c] / m[c][c]
+            m[r] = [v - f * w for v, w in zip(m[r], m[c])]
+    x = [0.0] * n
+    for r in reversed(range(n)):
+        x[r] = (m[r][n] - sum(m[r][k] * x[k] for k in range(r + 1, n))) / m[r][r]
+    return x
+
+
+def combine(x: Tensor, weights: Sequence[float], terms: Sequence[Tensor]) -> Tensor:
+    """x + sum_j weights[j] * terms[j], one fused add per term (low per-step overhead)."""
+    for w, t in zip(weights, terms):
+        x = torch.add(x, t, alpha=w)
+    return x

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ._common import (
     Denoiser,
+    combine,
     denoise_at,
     exp_weights,
     grid,
@@ -66,5 +67,5 @@ def sample_deis(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None, cal
             x = denoised
             continue
         w = deis_weights(s[i], s[i + 1], [sj for sj, _ in hist], time)
-        x = x + sum(wj * ej for wj, (_, ej) in zip(w, hist))
+        x = combine(x, w, [ej for _, ej in hist])
     return x

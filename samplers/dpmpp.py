@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ._common import (
     Denoiser,
+    combine,
     denoise_at,
     exp_weights,
     expm1_neg,
@@ -92,7 +93,7 @@ def sample_dpmpp_3m(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
             continue
         h = lam(s[i + 1]) - lam(s[i])
         w = exp_weights(h, [lj - hist[0][0] for lj, _ in hist])
-        x = (s[i + 1] / s[i]) * x + sum(wj * dj for wj, (_, dj) in zip(w, hist))
+        x = combine((s[i + 1] / s[i]) * x, w, [dj for _, dj in hist])
     return x
 
 

@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor
 
-from ._common import Denoiser, denoise_at, grid, lam, register, report
+from ._common import (
+    Denoiser,
+    combine,
+    denoise_at,
+    grid,
+    lam,
+    register,
+    report,
+    solve_small,
+)
 
 __all__ = ["sample_unipc", "unipc_coeffs"]
 
@@ -37,9 +45,8 @@ def unipc_coeffs(h: float, rks: list[float]) -> tuple[list[float], list[float], 
         rhs.append(h_phi_k * fact / b_h)
         fact *= i + 1
         h_phi_k = h_phi_k / hh - 1.0 / fact
-    a, b = torch.tensor(rows, dtype=torch.float64), torch.tensor(rhs, dtype=torch.float64)
-    rho_c = torch.linalg.solve(a, b).tolist()
-    rho_p = torch.linalg.solve(a[:-1, :-1], b[:-1]).tolist() if p > 1 else []
+    rho_c = solve_small(rows, rhs)
+    rho_p = solve_small([r[:-1] for r in rows[:-1]], rhs[:-1]) if p > 1 else []
     return rho_p, rho_c, b_h
 
 
@@ -66,9 +73,8 @@ def sample_unipc(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None, ca
         d1s = [(mj - m0) / r for r, (_, mj) in zip(rks, hist[1:])]
         rho_p, rho_c, b_h = unipc_coeffs(h, rks)
         x_lin = (s[i + 1] / s[i]) * x - math.expm1(-h) * m0  # DPM-Solver++(1) part
-        x_pred = x_lin - b_h * sum(r * d for r, d in zip(rho_p, d1s)) if d1s else x_lin
+        x_pred = combine(x_lin, [-b_h * r for r in rho_p], d1s)
         m_t = denoise_at(denoise, x_pred, s[i + 1])
-        corr = sum(r * d for r, d in zip(rho_c[:-1], d1s)) + rho_c[-1] * (m_t - m0)
-        x = x_lin - b_h * corr
+        x = combine(x_lin, [-b_h * r for r in rho_c], d1s + [m_t - m0])
         hist = [(lam(s[i + 1]), m_t)] + hist[: order - 1]
     return x
