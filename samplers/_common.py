@@ -36,8 +36,23 @@ def register(name: str, nfe: Callable[..., int | None], stochastic: bool = False
 
 
 def nfe(name: str, n: int, **opts) -> int | None:
-    """Denoiser calls that sampler ``name`` makes on an n-step grid ending in 0 (None: adaptive)."""
+    """Denoiser calls of sampler ``name`` on an n-step grid ending in 0 (None: adaptive).
+
+    A grid ending at sigma_min > 0 costs the same, except unipc (+1, the final corrector's
+    call) and the 2-stage methods (heun, dpm_solver_2/3, dpmpp_2s, rf_heun, rf_midpoint),
+    whose last step is then a full step too.
+    """
     return get_sampler(name).nfe(n, **opts)
+
+
+def steps_for_nfe(name: str, target_nfe: int, **opts) -> int:
+    """Largest step count n whose NFE (grid ending in 0) is at most ``target_nfe``."""
+    if nfe(name, 1, **opts) is None:
+        raise ValueError(f"sampler {name!r} is adaptive; its NFE is not set by the step count.")
+    n = 1
+    while nfe(name, n + 1, **opts) <= target_nfe:
+        n += 1
+    return n
 
 
 def get_sampler(name: str) -> Callable[..., Tensor]:
