@@ -175,6 +175,10 @@ def test_nan_rows_drop_to_null_embedding_and_batch_independence(kind):
     assert (out[1] - none[1]).abs().max() > 1e-6
     one = model(inp["x"][1:], inp["sigma"][1:], params=params[1:])  # a sample ignores its batch
     assert (out[1:] - one).abs().max() < 1e-12
+    pooled = inp["pooled"].clone()
+    pooled[1] = float("nan")
+    out = model(inp["x"], inp["sigma"], pooled=pooled)
+    assert (out[1] - none[1]).abs().max() < 1e-12 and (out[0] - none[0]).abs().max() > 1e-6
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -345,3 +349,38 @@ def test_a_few_steps_fit_a_parameter_conditioned_target(kind, lr, steps):
         losses.append(loss.item())
     assert losses[-1] < 0.2 * losses[0], (losses[0], losses[-1])
     print(f"{kind}: loss {losses[0]:.4f} -> {losses[-1]:.5f} in {steps} steps")
+
+
+@pytest.mark.parametrize("patch,shape", [((1, 4), SHAPES[1]), ((2, 8), SHAPES[1]),
+                                         ((2, 2, 2), SHAPES[2]), ((1, 4, 4), SHAPES[2])])
+def test_dit_patch_sizes_and_cross_attention_placement(patch, shape):
+    torch.manual_seed(0)
+    model = perturb(SpaceTimeDiT(in_channels=8, patch_size=patch, hidden_dim=16, depth=3,
+                                 num_heads=2, freq_dim=16, token_dim=5, cross_attn_every=2))
+    assert [b.cross is not None for b in model.blocks] == [True, False, True]
+    x = torch.randn(shape)
+    out = model(x, torch.ones(2), tokens=torch.randn(2, 3, 5))
+    assert out.shape == shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dims", DIMS)
+def test_wavelet_channel_grid_through_the_backbone(kind, dims):
+    """Field → level-1 wavelet channels (genphys.wavelets) → backbone → field, shapes kept."""
+    from genphys.wavelets import WaveletChannels
+
+    axes = (-2, -1) if dims == 1 else (-3, -2, -1)
+    field = torch.randn(2, 1, *[2 * s for s in SHAPES[dims][2:]])  # (B, 1, T, *space)
+    wc = WaveletChannels("db2", level=1, axes=axes)
+    coeffs = wc(field)  # (B, 2**(dims + 1), T/2, *space/2)
+    in_ch = 2 ** (dims + 1)
+    assert coeffs.shape == (2, in_ch, *SHAPES[dims][2:])
+    torch.manual_seed(0)
+    if kind == "dit":
+        model = SpaceTimeDiT(in_channels=in_ch, patch_size=(2, 4) if dims == 1 else (2, 4, 4),
+                             hidden_dim=16, depth=1, num_heads=2, freq_dim=16)
+    else:
+        model = SpaceTimeUNet(in_channels=in_ch, spatial_dims=dims, base_channels=8,
+                              channel_mult=(1, 2), groups=4, num_heads=2, freq_dim=16)
+    out = wc.inverse(perturb(model)(coeffs, torch.full((2,), 0.5)))
+    assert out.shape == field.shape and torch.isfinite(out).all()
