@@ -97,14 +97,17 @@ def check_bands(bands: dict[str, torch.Tensor | None], ndim: int) -> torch.Tenso
 
 def idwt_bands(bands: dict[str, torch.Tensor | None], bank: FilterBank, axes: tuple[int, ...],
                mode: str) -> torch.Tensor:
-    """One-level inverse DWT from subbands (None or missing: zeros, their products skipped)."""
+    """One-level inverse DWT from subbands (None or missing: zeros, their products skipped).
+
+    Axes are undone innermost-last: dense inner-axis products first (they accept the strided
+    subband views), the contiguous last axis at the end (its blocked path wants contiguity).
+    """
     ref = check_bands(bands, len(axes))
     level = {k: bands.get(k) for k in keys(len(axes))}
-    for i in reversed(range(len(axes))):  # undo axes[i]: fuse the last key letter
-        op = None
-        new = {}
-        for k in keys(i):
-            a, d = level[k + "a"], level[k + "d"]
+    for i in sorted(range(len(axes)), key=lambda i: axes[i]):  # undo axes[i]: fuse letter i
+        op, new = None, {}
+        for k in sorted({k[:i] + "_" + k[i + 1:] for k in level}):
+            a, d = level[k[:i] + "a" + k[i + 1:]], level[k[:i] + "d" + k[i + 1:]]
             if a is None and d is None:
                 new[k] = None
                 continue
@@ -112,7 +115,7 @@ def idwt_bands(bands: dict[str, torch.Tensor | None], bank: FilterBank, axes: tu
             op = op or axis_operator(bank, n, mode, True, ref.dtype, ref.device)
             new[k] = synthesize(a, d, axes[i], op)
         level = new
-    return level[""]
+    return level["_" * len(axes)]
 
 
 def dwtn(x: torch.Tensor, wavelet: str | FilterBank, axes: int | Sequence[int] = (-2, -1),
@@ -162,7 +165,9 @@ def waverecn(coeffs: Coeffs, wavelet: str | FilterBank, axes: int | Sequence[int
     a = coeffs[0]
     if len(coeffs) == 1:
         return a
-    ref = next(v for d in coeffs[1:] for v in d.values() if v is not None)
+    ref = next((v for d in coeffs[1:] for v in d.values() if v is not None), a)
+    if ref is None:
+        raise UserInputError("All wavelet coefficients are None; give at least one subband.")
     axes = normalize_axes(axes, ref.ndim)
     cd, dtype = compute_dtype(ref.dtype), ref.dtype
     for d in coeffs[1:]:

@@ -12,11 +12,12 @@ A one-level DWT along one axis is a linear map ``R^N -> R^{2n}`` whose output is
   and ``c = 2 - F`` (the "valid" part: ``2n - F + 2`` outputs) otherwise.
 
 Both are evaluated blockwise (polyphase/block-Toeplitz form, Mallat, "A Wavelet Tour of
-Signal Processing", 3rd ed., §7.3): the extended signal is cut into overlapping windows
-(one ``index_select`` + ``unfold``) and every window is multiplied by one small block
-matrix, so a whole batch is one GEMM.  Short axes use the equivalent
-dense ``(N, 2n)`` matrix instead, built by applying the blocked operator to the identity
-(one source of truth), which needs no padding copy and no axis permutation.
+Signal Processing", 3rd ed., §7.3): the signal is extended by two small wings
+(``[left | x | right]``), cut into overlapping windows (one ``unfold`` copy) and every
+window is multiplied by one small block matrix, so a whole batch is one GEMM; synthesis
+does one GEMM per band (an all-zero band is skipped).  Short axes use the equivalent
+dense matrix instead, built by applying the blocked operator to the identity (one source
+of truth); on inner axes it is applied by left multiplication, with no permutation copy.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class _WaveletModule(nn.Module):
         self.level, self.axes, self.mode = level, tuple(axes), check_mode(mode)
         self.register_buffer("filters", self.bank.taps(), persistent=False)  # (4, F) float64
 
-    def _apply(self, fn, recurse=True):  # noqa: ANN001 (torch signature)
+    def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)
         self.filters = self.bank.taps().to(self.filters.device)  # keep the exact float64 taps
         return self
