@@ -116,7 +116,7 @@ class SpaceTimeDiT(ModelMixin, ConfigMixin):
         every = check_int(cross_attn_every, "cross_attn_every", 1)
         patch_in = (in_channels + 2 * cond_channels) * math.prod(self.patch)
         self.embed = nn.Linear(patch_in, hidden_dim)
-        self.cond = GlobalConditioner(hidden_dim, freq_dim=freq_dim,
+        self.cond = GlobalConditioner(hidden_dim, freq_dim=check_int(freq_dim, "freq_dim", 2),
                                       noise_embedding=noise_embedding, noise_scale=noise_scale,
                                       param_dim=param_dim, pooled_dim=pooled_dim)
         self.tokens = TokenEncoder(token_dim, hidden_dim) if token_dim > 0 else None

@@ -40,7 +40,8 @@ class Prepared:
 def _check_x(x: torch.Tensor, s: Slots) -> None:
     if not torch.is_tensor(x) or x.ndim != 2 + s.n_axes:
         shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-        layout = "(B, C, T, X)" if s.n_axes == 2 else "(B, C, T, H, W)"
+        layout = {2: "(B, C, T, X)", 3: "(B, C, T, H, W)"}.get(
+            s.n_axes, f"(B, C) + {s.n_axes} grid axes")
         raise UserInputError(f"x has shape {shape} but this model takes {layout} tensors.")
     if x.shape[1] != s.in_channels:
         raise UserInputError(

@@ -113,9 +113,9 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
                            check_int(param_dim, "param_dim"), check_int(pooled_dim, "pooled_dim"),
                            check_int(token_dim, "token_dim"))
         emb = 4 * base_channels
-        self.cond = GlobalConditioner(emb, freq_dim=freq_dim, noise_embedding=noise_embedding,
-                                      noise_scale=noise_scale, param_dim=param_dim,
-                                      pooled_dim=pooled_dim)
+        self.cond = GlobalConditioner(emb, freq_dim=check_int(freq_dim, "freq_dim", 2),
+                                      noise_embedding=noise_embedding, noise_scale=noise_scale,
+                                      param_dim=param_dim, pooled_dim=pooled_dim)
         self.tokens = TokenEncoder(token_dim, widths[-1]) if token_dim > 0 else None
         self.conv_in = CONVS[n](in_channels + 2 * cond_channels, widths[0], 3, padding=1)
         self._build_levels(widths, emb, n, check_int(num_res_blocks, "num_res_blocks", 1), groups)
