@@ -217,7 +217,8 @@ def _finish(particles: Tensor, log_w: Tensor, u: Tensor, return_particles: bool,
     if return_particles:
         return particles  # (B, K, ...)
     pick = systematic_resample(log_w, u, m=1)[:, 0]  # (B,)
-    return particles[torch.arange(particles.shape[0]), pick.to(particles.device)]
+    rows = torch.arange(particles.shape[0], device=particles.device)
+    return particles[rows, pick.to(particles.device)]
 
 
 @register("fkc", nfe=lambda n, **o: n, stochastic=True)
