@@ -60,10 +60,16 @@ def target(prediction: str, x0: Tensor, eps: Tensor, schedule: Schedule, t: Tens
     return -eps / s  # score
 
 
-def to_x0(prediction: str, out: Tensor, x_t: Tensor, schedule: Schedule, t: Tensor) -> Tensor:
-    """Clean-data estimate x0 from a network output ``out`` at (x_t, t); inverse of ``target``."""
+def to_x0(prediction: str, out: Tensor, x_t: Tensor, schedule: Schedule, t: Tensor,
+          alpha_sigma: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Clean-data estimate x0 from a network output ``out`` at (x_t, t); inverse of ``target``.
+
+    ``alpha_sigma`` (per-sample alpha and native sigma of x_t) overrides (alpha(t), sigma(t));
+    ``to_denoiser`` passes it so that a t clamped to the schedule's range keeps exact scales.
+    """
     check_prediction(prediction)
-    a, s = _bcast(schedule.alpha(t), x_t), _bcast(schedule.sigma(t), x_t)
+    a, s = alpha_sigma if alpha_sigma is not None else (schedule.alpha(t), schedule.sigma(t))
+    a, s = _bcast(a, x_t), _bcast(s, x_t)
     if prediction == "eps":
         return (x_t - s * out) / a
     if prediction == "x0":
@@ -88,16 +94,18 @@ def to_denoiser(
 ) -> Callable[[Tensor, Tensor], Tensor]:
     """Wrap a native-coordinate network as ``denoise(x, sigma) -> x0_hat`` (VE coordinates).
 
-    The wrapper maps sigma -> t = schedule.t_of_sigma(sigma), scales x_t = alpha(t) x,
+    The wrapper maps sigma -> t = schedule.t_of_sigma(sigma), scales x_t = alpha x,
     calls ``net(x_t, t)`` with ``t`` of shape (B,) and converts its output to x0
-    (Karras et al. 2022, eq. 7 / Table 1: the VE form of any schedule).
+    (Karras et al. 2022, eq. 7 / Table 1: the VE form of any schedule). ``alpha`` is
+    ``schedule.alpha_of_sigma(sigma)``: for a discrete schedule asked for a sigma beyond its
+    trained range, t is clamped but x is still scaled by the exact 1/sqrt(1 + sigma^2).
     """
     check_prediction(prediction)
 
     def denoise(x: Tensor, sigma: Tensor) -> Tensor:
-        t = schedule.t_of_sigma(sigma)
-        x_t = _bcast(schedule.alpha(t), x) * x
-        return to_x0(prediction, net(x_t, t), x_t, schedule, t)
+        t, alpha = schedule.t_of_sigma(sigma), schedule.alpha_of_sigma(sigma)
+        x_t = _bcast(alpha, x) * x
+        return to_x0(prediction, net(x_t, t), x_t, schedule, t, (alpha, alpha * sigma))
 
     denoise.schedule = schedule  # type: ignore[attr-defined]
     denoise.prediction = prediction  # type: ignore[attr-defined]

@@ -53,6 +53,10 @@ class Schedule:
         """Variance-exploding noise level sigma(t)/alpha(t)."""
         return self.sigma(t) / self.alpha(t)
 
+    def alpha_of_sigma(self, sigma_ve: Tensor) -> Tensor:
+        """Signal scale alpha at VE noise level ``sigma_ve``."""
+        return self.alpha(self.t_of_sigma(sigma_ve))
+
     def lambda_(self, t: Tensor) -> Tensor:
         """Half log-SNR lambda(t) = log(alpha/sigma) (Lu et al. 2022)."""
         return -torch.log(self.sigma_ve(t))
@@ -206,6 +210,10 @@ class VPDiscrete(Schedule):
 
     def alpha(self, t: Tensor) -> Tensor:
         return torch.rsqrt(1.0 + self.sigma_ve(t) ** 2)
+
+    def alpha_of_sigma(self, sigma_ve: Tensor) -> Tensor:
+        """Exact VP scale 1/sqrt(1 + sigma^2), also beyond the trained sigma range."""
+        return torch.rsqrt(1.0 + sigma_ve**2)
 
     def sigma(self, t: Tensor) -> Tensor:
         s = self.sigma_ve(t)

@@ -194,3 +194,22 @@ def test_from_diffusers_wraps_eps_and_v_models(prediction):
     assert seen[-1].item() == round(seen[-1].item())
     with pytest.raises(ValueError, match="allowed: epsilon, v_prediction, sample"):
         S.from_diffusers(model, sched.config, "flow")
+
+
+def test_discrete_denoiser_beyond_trained_sigma_max():
+    """sigma above the table's max: t is clamped to N-1 but x keeps the exact VP scaling."""
+    sch = S.VPDiscrete()  # sigma_max ~ 14.6
+    g = torch.Generator().manual_seed(4)
+    x0 = torch.randn(2, 3, generator=g, dtype=torch.float64)
+    eps = torch.randn(2, 3, generator=g, dtype=torch.float64)
+    sigma = torch.tensor([40.0, 80.0], dtype=torch.float64)
+    seen = []
+
+    def oracle(x_t, t):  # exact eps for the true noise level, wherever t was clamped to
+        seen.append(t)
+        a = torch.rsqrt(1 + sigma**2).reshape(-1, 1)
+        return (x_t - a * x0) / (a * sigma.reshape(-1, 1))
+
+    den = S.to_denoiser(oracle, sch, "eps")
+    torch.testing.assert_close(den(x0 + sigma.reshape(-1, 1) * eps, sigma), x0)
+    torch.testing.assert_close(seen[-1], torch.full((2,), 999.0, dtype=torch.float64))
