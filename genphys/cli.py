@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "data": "data",
     "inspect": "inspect",
     "plot": "plot",
+    "train": "train",
 }
 
 

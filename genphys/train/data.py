@@ -1,0 +1,105 @@
+"""Trainer data plumbing: datasets from the config, a resumable epoch sampler, the model's
+representation (packed wavelet channels; level 0 = raw grid) and the batch -> input map."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from genphys.data import TrajectoryDataset
+from genphys.diffusion import WaveletRepresentation
+from genphys.errors import DataFormatError, UserInputError
+from genphys.train.config import DataConfig, RepresentationConfig
+
+
+class EpochSampler(Sampler[int]):
+    """A permutation of ``range(n)`` that depends only on (seed, epoch); resumable mid-epoch.
+
+    accelerate shards the batches of this sampler across processes (batch i goes to rank
+    i mod W), so the global data order is the same for any number of processes.
+    """
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch, self.skip = int(n), int(seed), 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of ``epoch`` (accelerate calls this at every ``iter``)."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        skip, self.skip = self.skip, 0  # a resume offset applies to one pass only
+        return iter(perm[skip:])
+
+    def __len__(self) -> int:
+        return self.n - self.skip
+
+
+def build_representation(cfg: RepresentationConfig, ndim: int) -> WaveletRepresentation:
+    """The wavelet model space of ``cfg`` for trajectories with ``ndim`` tensor dims."""
+    axes = tuple(cfg.axes) if cfg.axes is not None else tuple(range(2, ndim))
+    if any(not (2 <= a < ndim or -(ndim - 2) <= a < 0) for a in axes):
+        raise UserInputError(f"representation.axes={axes} is not allowed; the trajectory axes "
+                             f"of (B, C, T, *space) are {list(range(2, ndim))} "
+                             f"(or {list(range(2 - ndim, 0))}).")
+    axes = tuple(a - ndim if a >= 0 else a for a in axes)  # negative trailing axes
+    return WaveletRepresentation(cfg.wavelet, cfg.level, axes, cfg.mode)
+
+
+def open_datasets(cfg: DataConfig) -> tuple[TrajectoryDataset, TrajectoryDataset]:
+    """(train, val) datasets of ``cfg.path``; the val split shares the train statistics."""
+    path = Path(cfg.path)
+    if not path.is_file():
+        raise DataFormatError(f"data.path={cfg.path!r} does not exist; generate a file with "
+                              "`genphys data SYSTEM --num N --out FILE` or fix the path.")
+    fields = list(cfg.fields) if cfg.fields is not None else None
+    train = TrajectoryDataset(path, "train", cfg.split_fractions, fields=fields)
+    if train.kind != "grid":
+        raise DataFormatError(f"{path} holds mesh trajectories; the trainer needs grid data "
+                              "(mesh data trains through the autoencoder).")
+    val = TrajectoryDataset(path, "val", cfg.split_fractions, fields=fields, stats=train.stats)
+    if len(train) < cfg.batch_size:
+        raise UserInputError(f"the train split of {path} has {len(train)} trajectories, fewer "
+                             f"than data.batch_size={cfg.batch_size}; add data or lower it.")
+    return train, val
+
+
+def train_loader(ds: torch.utils.data.Dataset, cfg: DataConfig, seed: int) -> DataLoader:
+    """Loader with an :class:`EpochSampler`; ``drop_last`` keeps every batch full."""
+    return DataLoader(ds, batch_size=cfg.batch_size, sampler=EpochSampler(len(ds), seed),
+                      num_workers=cfg.num_workers, drop_last=True,
+                      persistent_workers=cfg.num_workers > 0)
+
+
+def crop(x: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
+    """Keep the configured frames and strides of ``x (B, C, T, *space)``."""
+    t = slice(0, cfg.frames, cfg.time_stride)
+    s = (slice(None, None, cfg.space_stride),) * (x.ndim - 3)
+    return x[(slice(None), slice(None), t, *s)]
+
+
+def model_inputs(batch: dict[str, Any], cfg: DataConfig, rep: WaveletRepresentation,
+                 device: torch.device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(x0 in model space, conditions as backbone keywords) of a dataset batch."""
+    x = crop(batch["x"].to(device), cfg)  # (B, C, T, *space), normalized
+    cond: dict[str, torch.Tensor] = {}
+    if cfg.condition == "first_frame":
+        first = x[:, :, :1].expand_as(x)  # (B, C, T, *space): frame 0 held over time
+        cond["cond"] = rep.encode(first.contiguous())
+    if cfg.params:
+        cond["params"] = batch["params"].to(device).float()  # NaN rows = unknown (null)
+    return rep.encode(x), cond
+
+
+def fixed_items(ds: TrajectoryDataset, n: int) -> dict[str, Any]:
+    """The first ``n`` items of ``ds`` collated into one batch (validation references)."""
+    if len(ds) == 0:
+        raise DataFormatError(f"the validation split of {ds.path} is empty; add trajectories "
+                              "or change data.split_fractions.")
+    items = [ds[i] for i in range(min(n, len(ds)))]
+    return torch.utils.data.default_collate(items)
