@@ -19,6 +19,9 @@ import torch
 from torch import Tensor
 
 Denoiser = Callable[[Tensor, Tensor], Tensor]
+# the ``noise`` argument of SDE samplers (see the module docstring) and the per-step callback
+Noise = torch.Generator | Tensor | Callable[[int, Sequence[int]], Tensor] | None
+Callback = Callable[[dict], None] | None
 SAMPLERS: dict[str, Callable[..., Tensor]] = {}
 
 _MIX_A, _MIX_B = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9  # odd 64-bit constants (splitmix)

@@ -7,7 +7,8 @@ the next step is h <- min(h_max, h min(5, 0.9 E^(-1/order))). Steps are chosen *
 denoiser receives a (B,) sigma with each sample's own noise level, so a sample's trajectory
 does not depend on the batch it is in. Only sigmas[0] and the grid's last nonzero sigma are
 used; if the grid ends in 0, the result is the denoised estimate there (one extra call).
-The NFE is not fixed: the callback receives ``nfe`` (calls so far) at every attempt.
+The NFE is not fixed: the callback receives ``nfe`` (calls so far) at every attempt, with
+``sigma`` the (B,) per-sample noise levels and ``accepted`` the (B,) acceptance mask.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 import torch
 from torch import Tensor
 
-from ._common import Denoiser, bcast, grid, register, report
+from ._common import Callback, Denoiser, Noise, bcast, grid, register, report
 from .dpm_solver import dpm_solver_2_step, dpm_solver_3_step
 
 __all__ = ["sample_dpm_adaptive"]
@@ -41,8 +42,9 @@ class _Counter:
 
 
 @register("dpm_adaptive", nfe=lambda n, **o: None)
-def sample_dpm_adaptive(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
-                        callback=None, order: int = 3, rtol: float = 1e-3, atol: float = 1e-4,
+def sample_dpm_adaptive(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                        noise: Noise = None, callback: Callback = None,
+                        order: int = 3, rtol: float = 1e-3, atol: float = 1e-4,
                         h_init: float = 0.05, h_max: float = math.inf,
                         max_attempts: int = 10000) -> Tensor:
     """Adaptive DPM-Solver-12 (order=2) or -23 (order=3) of Lu et al. (2022), per-sample steps."""

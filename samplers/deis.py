@@ -19,7 +19,9 @@ from __future__ import annotations
 from torch import Tensor
 
 from ._common import (
+    Callback,
     Denoiser,
+    Noise,
     combine,
     denoise_at,
     exp_weights,
@@ -53,7 +55,8 @@ def _check(order: int, time: str) -> None:
 
 
 @register("deis", nfe=lambda n, **o: n)
-def sample_deis(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None, callback=None,
+def sample_deis(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                noise: Noise = None, callback: Callback = None,
                 order: int = 3, time: str = "log_sigma") -> Tensor:
     """DEIS of order 1-3 (Zhang & Chen 2022): eps-based exponential Adams-Bashforth."""
     s = grid(x, sigmas)

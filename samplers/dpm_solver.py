@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._common import Denoiser, denoise_at, grid, register, report
+from ._common import Callback, Denoiser, Noise, denoise_at, grid, register, report
 
 __all__ = ["sample_dpm_solver_1", "sample_dpm_solver_2", "sample_dpm_solver_3",
            "eps_model", "dpm_solver_2_step", "dpm_solver_3_step"]
@@ -69,21 +69,21 @@ def _singlestep(order: int, denoise: Denoiser, x: Tensor, sigmas: Tensor, callba
 
 
 @register("dpm_solver_1", nfe=lambda n, **o: n)
-def sample_dpm_solver_1(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
-                        callback=None) -> Tensor:
+def sample_dpm_solver_1(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                        noise: Noise = None, callback: Callback = None) -> Tensor:
     """DPM-Solver-1 (Lu et al. 2022), identical to DDIM and to Euler in sigma."""
     return _singlestep(1, denoise, x, sigmas, callback)
 
 
 @register("dpm_solver_2", nfe=lambda n, **o: 2 * n - 1)
-def sample_dpm_solver_2(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
-                        callback=None) -> Tensor:
+def sample_dpm_solver_2(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                        noise: Noise = None, callback: Callback = None) -> Tensor:
     """Singlestep DPM-Solver-2 (Lu et al. 2022, Algorithm 1, r1 = 1/2)."""
     return _singlestep(2, denoise, x, sigmas, callback)
 
 
 @register("dpm_solver_3", nfe=lambda n, **o: 3 * n - 2)
-def sample_dpm_solver_3(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
-                        callback=None) -> Tensor:
+def sample_dpm_solver_3(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                        noise: Noise = None, callback: Callback = None) -> Tensor:
     """Singlestep DPM-Solver-3 (Lu et al. 2022, Algorithm 2, r1 = 1/3, r2 = 2/3)."""
     return _singlestep(3, denoise, x, sigmas, callback)

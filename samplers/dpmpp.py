@@ -14,7 +14,9 @@ import math
 from torch import Tensor
 
 from ._common import (
+    Callback,
     Denoiser,
+    Noise,
     combine,
     denoise_at,
     exp_weights,
@@ -35,8 +37,8 @@ def _first_order(x: Tensor, s: float, t: float, denoised: Tensor) -> Tensor:
 
 
 @register("dpmpp_2s", nfe=lambda n, **o: 2 * n - 1)
-def sample_dpmpp_2s(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
-                    callback=None, r: float = 0.5) -> Tensor:
+def sample_dpmpp_2s(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                    noise: Noise = None, callback: Callback = None, r: float = 0.5) -> Tensor:
     """DPM-Solver++(2S) (Lu et al. 2022b, Algorithm 1), singlestep with midpoint ratio r."""
     s = grid(x, sigmas)
     for i in range(len(s) - 1):
@@ -55,8 +57,8 @@ def sample_dpmpp_2s(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
 
 
 @register("dpmpp_2m", nfe=lambda n, **o: n)
-def sample_dpmpp_2m(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
-                    callback=None) -> Tensor:
+def sample_dpmpp_2m(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                    noise: Noise = None, callback: Callback = None) -> Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022b, Algorithm 2); first step first order."""
     s = grid(x, sigmas)
     old, h_old = None, None
@@ -74,8 +76,8 @@ def sample_dpmpp_2m(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
 
 
 @register("dpmpp_3m", nfe=lambda n, **o: n)
-def sample_dpmpp_3m(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
-                    callback=None) -> Tensor:
+def sample_dpmpp_3m(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                    noise: Noise = None, callback: Callback = None) -> Tensor:
     """DPM-Solver++(3M) (Lu et al. 2022b): 3-step exponential Adams-Bashforth in lambda.
 
     The data prediction is interpolated by the Lagrange polynomial through the last three
@@ -98,8 +100,9 @@ def sample_dpmpp_3m(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
 
 
 @register("dpmpp_2m_sde", nfe=lambda n, **o: n, stochastic=True)
-def sample_dpmpp_2m_sde(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
-                        callback=None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
+def sample_dpmpp_2m_sde(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                        noise: Noise = None, callback: Callback = None,
+                        eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
     """DPM-Solver++(2M) SDE (Lu et al. 2022b, sec. 4; midpoint variant), eta=0 gives the ODE.
 
     Step: x_t = (sigma_t/sigma_s) e^{-eta h} x + (1 - e^{-(1+eta) h}) D

@@ -10,7 +10,17 @@ import math
 
 from torch import Tensor
 
-from ._common import Denoiser, denoise_at, grid, noise_source, register, report, to_d
+from ._common import (
+    Callback,
+    Denoiser,
+    Noise,
+    denoise_at,
+    grid,
+    noise_source,
+    register,
+    report,
+    to_d,
+)
 
 __all__ = ["sample_euler", "sample_euler_ancestral", "sample_heun", "ancestral_step"]
 
@@ -24,8 +34,8 @@ def ancestral_step(sigma: float, sigma_next: float, eta: float = 1.0) -> tuple[f
 
 
 @register("euler", nfe=lambda n, **o: n)
-def sample_euler(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
-                 callback=None) -> Tensor:
+def sample_euler(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                 noise: Noise = None, callback: Callback = None) -> Tensor:
     """Euler on dx/dsigma = (x - D)/sigma (Karras et al. 2022), identical to DDIM eta=0."""
     s = grid(x, sigmas)
     for i in range(len(s) - 1):
@@ -36,8 +46,9 @@ def sample_euler(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
 
 
 @register("euler_ancestral", nfe=lambda n, **o: n, stochastic=True)
-def sample_euler_ancestral(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
-                           callback=None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
+def sample_euler_ancestral(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                           noise: Noise = None, callback: Callback = None,
+                           eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
     """DDIM with eta > 0 (Song et al. 2021a; eta=1 is DDPM ancestral sampling, Ho et al. 2020)."""
     s, draw = grid(x, sigmas), noise_source(noise, x)
     for i in range(len(s) - 1):
@@ -58,7 +69,8 @@ def _churn(sigma: float, n: int, s_churn: float, s_tmin: float, s_tmax: float) -
 
 
 @register("heun", nfe=lambda n, **o: 2 * n - 1, stochastic=True)
-def sample_heun(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None, callback=None,
+def sample_heun(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                noise: Noise = None, callback: Callback = None,
                 s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = math.inf,
                 s_noise: float = 1.0) -> Tensor:
     """Heun's 2nd-order method with optional churn (Karras et al. 2022, Algorithm 2).

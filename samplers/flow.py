@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from torch import Tensor
 
-from ._common import Denoiser, denoise_at, grid, register, report
+from ._common import Callback, Denoiser, Noise, denoise_at, grid, register, report
 
 __all__ = ["sample_rf_euler", "sample_rf_heun", "sample_rf_midpoint", "flow_velocity"]
 
@@ -57,21 +57,21 @@ def _midpoint(denoise: Denoiser, xf: Tensor, v: Tensor, t: float, t_next: float)
 
 
 @register("rf_euler", nfe=lambda n, **o: n)
-def sample_rf_euler(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
-                    callback=None) -> Tensor:
+def sample_rf_euler(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                    noise: Noise = None, callback: Callback = None) -> Tensor:
     """Euler on the rectified-flow ODE in flow time (Liu et al. 2023); equals DDIM."""
     return _flow_solve(_euler, denoise, x, sigmas, callback)
 
 
 @register("rf_heun", nfe=lambda n, **o: 2 * n - 1)
-def sample_rf_heun(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
-                   callback=None) -> Tensor:
+def sample_rf_heun(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                   noise: Noise = None, callback: Callback = None) -> Tensor:
     """Heun (explicit trapezoid) on the rectified-flow ODE in flow time (Liu et al. 2023)."""
     return _flow_solve(_heun, denoise, x, sigmas, callback)
 
 
 @register("rf_midpoint", nfe=lambda n, **o: 2 * n - 1)
-def sample_rf_midpoint(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None,
-                       callback=None) -> Tensor:
+def sample_rf_midpoint(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                       noise: Noise = None, callback: Callback = None) -> Tensor:
     """Explicit midpoint (RK2) on the rectified-flow ODE in flow time (Liu et al. 2023)."""
     return _flow_solve(_midpoint, denoise, x, sigmas, callback)

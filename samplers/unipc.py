@@ -15,7 +15,9 @@ import math
 from torch import Tensor
 
 from ._common import (
+    Callback,
     Denoiser,
+    Noise,
     combine,
     denoise_at,
     grid,
@@ -58,7 +60,8 @@ def _check_order(order: int) -> int:
 
 
 @register("unipc", nfe=lambda n, **o: n)
-def sample_unipc(denoise: Denoiser, x: Tensor, sigmas: Tensor, *, noise=None, callback=None,
+def sample_unipc(denoise: Denoiser, x: Tensor, sigmas: Tensor, *,
+                 noise: Noise = None, callback: Callback = None,
                  order: int = 2) -> Tensor:
     """UniPC-p with bh2 (Zhao et al. 2023, Algorithms 2-3 in data prediction), p = ``order``."""
     s, order = grid(x, sigmas), _check_order(order)

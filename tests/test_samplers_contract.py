@@ -153,3 +153,16 @@ def test_samplers_imports_torch_only():
     code = ("import sys, samplers; bad = [m for m in sys.modules if m.split('.')[0] in "
             "('genphys', 'scipy', 'diffusers')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PKG.parent)
+
+
+def test_nfe_rules_and_steps_for_nfe():
+    assert [S.nfe(m, 10) for m in ("euler", "heun", "dpm_solver_3", "unipc")] == [10, 19, 28, 10]
+    assert S.nfe("dpm_adaptive", 10) is None
+    for name in sorted(S.SAMPLERS):
+        if S.nfe(name, 1) is None:
+            with pytest.raises(ValueError, match="adaptive"):
+                S.steps_for_nfe(name, 10)
+            continue
+        for target in (5, 10, 20):
+            n = S.steps_for_nfe(name, target)
+            assert S.nfe(name, n) <= target < S.nfe(name, n + 1)
