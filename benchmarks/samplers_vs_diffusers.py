@@ -64,14 +64,6 @@ GRIDS = {  # label -> (kind, sigma_min, options); sigma(t=0) of the beta table i
 }
 
 
-def steps_for(name: str, opts: dict, target: int) -> int:
-    """Largest step count whose NFE does not exceed ``target``."""
-    n = 1
-    while samplers.nfe(name, n + 1, **opts) <= target:
-        n += 1
-    return n
-
-
 def counted(denoise):
     """Wrap a denoiser so that its calls are counted in ``wrapper.calls``."""
 
@@ -90,7 +82,7 @@ def run_genphys(mix, x_T: torch.Tensor, ref: torch.Tensor) -> list[dict]:
         for label, (name, opts) in ODE_METHODS.items():
             row = {"method": label, "grid": grid, "err": {}, "nfe": {}}
             for target in NFES:
-                n = steps_for(name, opts, target)
+                n = samplers.steps_for_nfe(name, target, **opts)
                 sigmas = get_sigmas(kind, n, sigma_min=smin, sigma_max=SIGMA_T, **gopts)
                 den = counted(mix.denoise)
                 out = samplers.sample(name, den, x_T.clone(), sigmas, **opts)
@@ -258,7 +250,7 @@ def overhead(nfe: int = 20, repeats: int = 9) -> list[dict]:
     rows = []
     for label in ("euler", "heun", "dpmpp_2m", "dpmpp_3m", "deis_3", "unipc_3", "rf_heun"):
         name, opts = ODE_METHODS[label]
-        n = steps_for(name, opts, nfe)
+        n = samplers.steps_for_nfe(name, nfe, **opts)
         sigmas = get_sigmas("karras", n, sigma_max=SIGMA_T)
         make = lambda d, name=name, sigmas=sigmas, opts=opts: partial(  # noqa: E731
             samplers.sample, name, d, x, sigmas, **opts)
