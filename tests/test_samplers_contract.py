@@ -141,9 +141,7 @@ def _module_imports(path):
 def test_samplers_imports_torch_only():
     allowed = {"torch", "math", "typing", "collections", "dataclasses", "__future__"}
     for path in sorted(PKG.glob("*.py")):
-        src = path.read_text()
-        assert "genphys" not in src.replace('"""', "").split("never genphys")[0] or True
-        tree = ast.parse(src)
+        tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert not node.module.startswith("genphys"), path.name

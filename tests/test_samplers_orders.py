@@ -124,3 +124,16 @@ def test_adaptive_error_follows_tolerance(problem):
         errors.append(relative_error(out, ref).max().item())
         calls.append(log[-1]["nfe"])
     assert errors[1] < 2e-4 and errors[1] < errors[0] / 10 and calls[1] > calls[0]
+
+
+@pytest.mark.slow
+def test_default_grid_meets_accuracy_targets():
+    """Issue 3 targets on the PDE-shaped mixture [8, 2, 16, 32] with the default grid."""
+    gm = travelling_wave_mixture((2, 16, 32), k=4, std=0.2, seed=0)
+    x_T = gm.prior(8, 80.0, torch.Generator().manual_seed(0))
+    ref = gm.ode_solution(x_T, 80.0, 0.0)
+    errors = {}
+    for nfe in (10, 20):
+        sigmas = S.get_sigmas("karras", S.steps_for_nfe("deis", nfe), sigma_max=80.0)
+        errors[nfe] = relative_error(S.sample_deis(gm.denoise, x_T, sigmas), ref).median()
+    assert errors[10] < 1e-2 and errors[20] < 2e-3, errors
