@@ -253,3 +253,19 @@ def test_bad_inputs_are_rejected():
     bad = FKCTarget.reward(p.denoise, lambda x0: x0, 1.0)  # returns (N, 1), not (N,)
     with pytest.raises(ValueError, match="reward"):
         sample_fkc(None, torch.zeros(2, 1), get_sigmas("karras", 3), target=bad)
+
+
+def test_noise_forms_agree():
+    p = mixture([0.5, 0.5], [[-1.0, 0.0], [1.0, 1.0]], [0.3, 0.3])
+    target = FKCTarget.anneal(p.denoise, 2.0)
+    sigmas = get_sigmas("loguniform", 6, sigma_min=0.05, sigma_max=20.0)
+    x = 20 * torch.randn(2, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    draws = torch.randn(7, 2, 5, 2, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    run_fn = lambda noise: sample_fkc(None, x, sigmas, target=target, num_particles=4,  # noqa: E731
+                                      noise=noise, ess_threshold=0.9)
+    a, b = run_fn(draws), run_fn(lambda i, shape: draws[i])
+    assert torch.equal(a, b)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert torch.equal(run_fn(g1), run_fn(g2))
+    with pytest.raises(ValueError, match="noise"):
+        run_fn(draws[:3])
