@@ -116,9 +116,11 @@ class VPLinear(_VP):
     t_max: float = 1.0
 
     def log_alpha(self, t: Tensor) -> Tensor:
+        """log alpha = -(beta_max - beta_min) t^2 / 4 - beta_min t / 2."""
         return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
 
     def t_of_log_alpha(self, log_alpha: Tensor) -> Tensor:
+        """Positive root of the quadratic log alpha(t) = log_alpha."""
         a, b = 0.25 * (self.beta_max - self.beta_min), 0.5 * self.beta_min
         # root of a t^2 + b t + log_alpha = 0 (log_alpha <= 0), written without cancellation
         return -2.0 * log_alpha / (b + torch.sqrt(b * b - 4.0 * a * log_alpha))
@@ -136,9 +138,11 @@ class VPCosine(_VP):
         return math.cos(self.s / (1.0 + self.s) * math.pi / 2)
 
     def log_alpha(self, t: Tensor) -> Tensor:
+        """log alpha = log(cos((t + s)/(1 + s) pi/2) / cos(s/(1 + s) pi/2))."""
         return torch.log(torch.cos((t + self.s) / (1.0 + self.s) * math.pi / 2) / self._scale())
 
     def t_of_log_alpha(self, log_alpha: Tensor) -> Tensor:
+        """Inverse of the cosine log alpha."""
         angle = torch.acos(torch.exp(log_alpha) * self._scale())
         return angle * (2.0 / math.pi) * (1.0 + self.s) - self.s
 
@@ -194,6 +198,7 @@ class VPDiscrete(Schedule):
         return 1.0 / (1.0 + torch.exp(2.0 * self.log_sigmas))
 
     def sigma_ve(self, t: Tensor) -> Tensor:
+        """sigma_ve by linear interpolation of log sigma between integer timesteps."""
         ls = self.log_sigmas.to(t.device, t.dtype)
         t = t.clamp(0, self.num_train_timesteps - 1)
         lo = t.floor().long().clamp(max=self.num_train_timesteps - 2)
@@ -201,6 +206,7 @@ class VPDiscrete(Schedule):
         return torch.exp((1 - w) * ls[lo] + w * ls[lo + 1])
 
     def t_of_sigma(self, sigma_ve: Tensor) -> Tensor:
+        """Fractional timestep of ``sigma_ve`` (clamped to [0, N-1])."""
         ls = self.log_sigmas.to(sigma_ve.device, sigma_ve.dtype)
         logs = torch.log(sigma_ve).clamp(ls[0], ls[-1])
         hi = torch.searchsorted(ls, logs.contiguous()).clamp(1, len(ls) - 1)
