@@ -201,7 +201,8 @@ def multi_cfg(
 
     ``denoise_fn_by_condition_set(x, sigma, active)`` evaluates the model with only the
     conditions in the frozenset ``active`` kept (the others dropped); a mapping from
-    frozensets to denoisers works too. With condition sets written as subscripts:
+    frozensets to denoisers works too (it must hold every set used, including the set of all
+    conditions). With condition sets written as subscripts:
 
     - ``"compositional"`` (Liu et al. 2022, "Compositional Visual Generation with Composable
       Diffusion Models"): x0_{} + sum_i s_i (x0_{i} - x0_{}) -- each condition guided on its
