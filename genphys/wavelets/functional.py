@@ -16,7 +16,7 @@ import torch
 
 from genphys.errors import UserInputError
 from genphys.wavelets.filters import FilterBank, check_mode, filter_bank, max_level
-from genphys.wavelets.operators import analyze, axis_operator, synthesize
+from genphys.wavelets.operators import analyze, axis_operator, synthesize_mallat
 
 Coeffs = list  # [approx, {key: detail}, ...] coarsest level first, like pywt.wavedecn
 
@@ -67,16 +67,21 @@ def dwt_mallat(x: torch.Tensor, bank: FilterBank, axes: tuple[int, ...], mode: s
     return x
 
 
+def band_slices(shape: Sequence[int], axes: tuple[int, ...]) -> list[tuple[slice, ...]]:
+    """Index tuples of each subband (pywt key order) in a Mallat tensor of bands ``shape``."""
+    out = []
+    for key in keys(len(axes)):
+        index = [slice(None)] * len(shape)
+        for a, c in zip(axes, key):
+            index[a] = slice(0, shape[a]) if c == "a" else slice(shape[a], 2 * shape[a])
+        out.append(tuple(index))
+    return out
+
+
 def split_bands(y: torch.Tensor, axes: tuple[int, ...]) -> dict[str, torch.Tensor]:
     """Views of the subbands of a Mallat-layout tensor, keyed like pywt.dwtn."""
-    out = {}
-    for key in keys(len(axes)):
-        index = [slice(None)] * y.ndim
-        for a, c in zip(axes, key):
-            half = y.shape[a] // 2
-            index[a] = slice(0, half) if c == "a" else slice(half, 2 * half)
-        out[key] = y[tuple(index)]
-    return out
+    half = [s // 2 if i in axes else s for i, s in enumerate(y.shape)]
+    return {k: y[index] for k, index in zip(keys(len(axes)), band_slices(half, axes))}
 
 
 def check_bands(bands: dict[str, torch.Tensor | None], ndim: int) -> torch.Tensor:
@@ -95,27 +100,30 @@ def check_bands(bands: dict[str, torch.Tensor | None], ndim: int) -> torch.Tenso
     return given[0]
 
 
+def merge_bands(bands: dict[str, torch.Tensor | None], axes: tuple[int, ...]) -> torch.Tensor:
+    """Write subbands into one Mallat-layout tensor (missing or None subbands are zeros)."""
+    ref = check_bands(bands, len(axes))
+    shape = [s * 2 if i in axes else s for i, s in enumerate(ref.shape)]
+    out = ref.new_zeros(shape) if any(bands.get(k) is None for k in keys(len(axes))) \
+        else ref.new_empty(shape)
+    for key, index in zip(keys(len(axes)), band_slices(ref.shape, axes)):
+        if (v := bands.get(key)) is not None:
+            out[index] = v  # one copy in total (autograd records the slice writes)
+    return out
+
+
 def idwt_bands(bands: dict[str, torch.Tensor | None], bank: FilterBank, axes: tuple[int, ...],
                mode: str) -> torch.Tensor:
-    """One-level inverse DWT from subbands (None or missing: zeros, their products skipped).
+    """One-level inverse DWT from subbands (None or missing: zeros).
 
-    Axes are undone innermost-last: dense inner-axis products first (they accept the strided
-    subband views), the contiguous last axis at the end (its blocked path wants contiguity).
+    The subbands are concatenated once (Mallat layout) so each inner axis is one batched
+    GEMM; axes are undone innermost-last, so the contiguous last axis comes at the end.
     """
-    ref = check_bands(bands, len(axes))
-    level = {k: bands.get(k) for k in keys(len(axes))}
-    for i in sorted(range(len(axes)), key=lambda i: axes[i]):  # undo axes[i]: fuse letter i
-        op, new = None, {}
-        for k in sorted({k[:i] + "_" + k[i + 1:] for k in level}):
-            a, d = level[k[:i] + "a" + k[i + 1:]], level[k[:i] + "d" + k[i + 1:]]
-            if a is None and d is None:
-                new[k] = None
-                continue
-            n = (a if a is not None else d).shape[axes[i]]
-            op = op or axis_operator(bank, n, mode, True, ref.dtype, ref.device)
-            new[k] = synthesize(a, d, axes[i], op)
-        level = new
-    return level["_" * len(axes)]
+    y = merge_bands(bands, axes)
+    for a in sorted(axes):
+        n = y.shape[a] // 2
+        y = synthesize_mallat(y, a, axis_operator(bank, n, mode, True, y.dtype, y.device))
+    return y
 
 
 def dwtn(x: torch.Tensor, wavelet: str | FilterBank, axes: int | Sequence[int] = (-2, -1),
