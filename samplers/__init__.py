@@ -37,8 +37,17 @@ from .diffusers_adapter import from_diffusers
 from .dpm_solver import sample_dpm_solver_1, sample_dpm_solver_2, sample_dpm_solver_3
 from .dpmpp import sample_dpmpp_2m, sample_dpmpp_2m_sde, sample_dpmpp_2s, sample_dpmpp_3m
 from .euler import sample_euler, sample_euler_ancestral, sample_heun
-from .fkc import FKCTarget, sample_fkc
+from .fkc import FKCTarget, effective_sample_size, sample_fkc, systematic_resample
 from .flow import sample_rf_euler, sample_rf_heun, sample_rf_midpoint
+from .guidance import (
+    cfg,
+    cfg_batched,
+    multi_cfg,
+    multi_cfg_batched,
+    project_mean,
+    project_values,
+    with_x0_correction,
+)
 from .parameterizations import PREDICTIONS, target, to_denoiser, to_x0
 from .schedules import (
     EDM,
@@ -62,5 +71,8 @@ __all__ = [
     "sample_dpm_solver_1", "sample_dpm_solver_2", "sample_dpm_solver_3",
     "sample_dpmpp_2s", "sample_dpmpp_2m", "sample_dpmpp_3m", "sample_dpmpp_2m_sde",
     "sample_deis", "sample_unipc", "sample_rf_euler", "sample_rf_heun", "sample_rf_midpoint",
-    "sample_dpm_adaptive", "sample_fkc", "FKCTarget",
+    "sample_dpm_adaptive", "sample_fkc", "FKCTarget", "systematic_resample",
+    "effective_sample_size",
+    "cfg", "cfg_batched", "multi_cfg", "multi_cfg_batched", "with_x0_correction",
+    "project_mean", "project_values",
 ]
