@@ -201,6 +201,16 @@ def test_space_to_depth_round_trip_any_axes():
     assert torch.equal(W.depth_to_space(y, axes=(0, 3), channel_dim=1), x)
 
 
+def test_channels_last_layout_round_trip():
+    x = torch.randn(2, 8, 16, 3, dtype=torch.float64)  # (B, T, X, C): channels last
+    m = W.WaveletChannels("haar", level=2, axes=(1, 2), channel_dim=-1)
+    y = m(x)
+    assert y.shape == (2, 2, 4, 3 * 16)
+    assert torch.allclose(y[..., :3], W.wavedecn(x, "haar", 2, axes=(1, 2))[0])
+    assert torch.allclose(m.inverse(y), x, atol=1e-12, rtol=0)
+    assert torch.allclose(y.norm(), x.norm(), rtol=1e-13)
+
+
 def test_channels_module_3d_round_trip_and_gradients():
     m = W.WaveletChannels("sym4", level=2, axes=(-3, -2, -1))
     x = torch.randn(2, 2, 8, 8, 16, requires_grad=True)

@@ -14,8 +14,8 @@ A one-level DWT along one axis is a linear map ``R^N -> R^{2n}`` whose output is
 Both are evaluated blockwise (polyphase/block-Toeplitz form, Mallat, "A Wavelet Tour of
 Signal Processing", 3rd ed., §7.3): the signal is extended by two small wings
 (``[left | x | right]``), cut into overlapping windows (one ``unfold`` copy) and every
-window is multiplied by one small block matrix, so a whole batch is one GEMM; synthesis
-does one GEMM per band (an all-zero band is skipped).  Short axes use the equivalent
+window is multiplied by one small block matrix, so a whole batch is one GEMM; blocked
+synthesis does one GEMM per band (a band given as None is skipped).  Short axes use the equivalent
 dense matrix instead, built by applying the blocked operator to the identity (one source
 of truth); on inner axes it is applied by left multiplication, with no permutation copy.
 """
