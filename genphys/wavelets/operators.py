@@ -63,6 +63,7 @@ class AxisOperator:
     right: torch.Tensor  # (r,) indices of the right extension (after the whole signal)
     block: torch.Tensor  # analysis (window, 2q); synthesis (2, window, 2q)
     step: int  # stride between windows
+    zero_wings: tuple[bool, bool]  # (left, right) wing is all zeros (no gather, no sync)
 
 
 def _analysis(bank: FilterBank, n_in: int, mode: str) -> AxisOperator:
@@ -107,13 +108,14 @@ def _make(n_in: int, n_out: int, inverse: bool, idx: np.ndarray, blk: np.ndarray
     if any((w < 0).any() and not (w < 0).all() for w in (left, right)):
         raise AssertionError("an extension wing mixes zeros and samples")  # never for MODES
     return AxisOperator(n_in, n_out, inverse, None, torch.as_tensor(left, dtype=torch.long),
-                        torch.as_tensor(right, dtype=torch.long), torch.as_tensor(blk), step)
+                        torch.as_tensor(right, dtype=torch.long), torch.as_tensor(blk), step,
+                        (bool((left < 0).any()), bool((right < 0).any())))
 
 
 def _gather(x: torch.Tensor, op: AxisOperator, win: int) -> torch.Tensor:
     """All overlapping windows of the extended last axis of ``x (M, n)``: ``(M*nb, win)``."""
-    wings = [x.new_zeros(x.shape[0], len(i)) if len(i) and i[0] < 0 else x.index_select(-1, i)
-             for i in (op.left, op.right)]
+    wings = [x.new_zeros(x.shape[0], len(i)) if zero else x.index_select(-1, i)
+             for i, zero in zip((op.left, op.right), op.zero_wings)]
     ext = torch.cat([wings[0], x, wings[1]], -1)  # (M, l + n + r)
     return ext.unfold(-1, win, op.step).reshape(-1, win)  # one copy of the windows
 
@@ -152,7 +154,7 @@ def axis_operator(bank: FilterBank, n_in: int, mode: str, inverse: bool,
                           ) if inverse else analyze_blocked(eye, op)  # synthesis: (2n, n_out)
         dense = dense.to(device, dtype)
     return AxisOperator(op.n_in, op.n_out, inverse, dense, op.left.to(device),
-                        op.right.to(device), op.block.to(device, dtype), op.step)
+                        op.right.to(device), op.block.to(device, dtype), op.step, op.zero_wings)
 
 
 def _split(shape: torch.Size, dim: int) -> tuple[int, int]:
