@@ -27,7 +27,8 @@ STATE_FILE = "trainer_state.json"
 CONFIG_FILE = "config.yaml"
 # sections that must agree between a checkpoint and the run that resumes it
 COMPATIBLE = ("model", "objective", "representation")
-DATA_SHAPE_KEYS = ("fields", "frames", "time_stride", "space_stride", "condition", "params")
+DATA_SHAPE_KEYS = ("fields", "frames", "time_stride", "space_stride", "condition", "params",
+                   "param_transform")
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ class DataConfig:
     space_stride: int = 1  # keep every n-th grid point along each spatial axis
     condition: Literal["none", "first_frame"] = "none"  # field conditioning via cond slot
     params: bool = False  # feed the PDE parameters through the params slot
+    param_transform: Literal["none", "log10"] = "none"  # log10: positive params (viscosity)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "time_stride", "space_stride"):

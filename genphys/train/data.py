@@ -92,7 +92,8 @@ def model_inputs(batch: dict[str, Any], cfg: DataConfig, rep: WaveletRepresentat
         first = x[:, :, :1].expand_as(x)  # (B, C, T, *space): frame 0 held over time
         cond["cond"] = rep.encode(first.contiguous())
     if cfg.params:
-        cond["params"] = batch["params"].to(device).float()  # NaN rows = unknown (null)
+        p = batch["params"].to(device).float()  # (B, P); NaN rows = unknown (null embedding)
+        cond["params"] = torch.log10(p) if cfg.param_transform == "log10" else p
     return rep.encode(x), cond
 
 

@@ -8,6 +8,7 @@ an autoencoder task plugs in the same way.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,10 @@ class DiffusionTask:
         self.cfg, self.device = cfg, torch.device(device)
         self.train_ds, self.val_ds = open_datasets(cfg.data)
         self.stats = self.train_ds.stats
+        if len(self.val_ds) == 0:
+            warnings.warn(f"the validation split of {cfg.data.path} is empty, so validation "
+                          "is skipped; add trajectories or change data.split_fractions.",
+                          stacklevel=2)
         self.objective = build_objective(cfg.objective)
         x = crop(self.train_ds[0]["x"][None], cfg.data)  # (1, C, T, *space)
         self.rep = build_representation(cfg.representation, x.ndim)
@@ -144,8 +149,10 @@ class DiffusionTask:
         first frame it was given; unconditional samples with their nearest training trajectory.
         """
         vc = self.cfg.validation
+        if len(self.val_ds) == 0:
+            return {}  # warned about at start-up
         out = {"val/loss": self.val_loss(model)}
-        if vc.num_trajectories < 1 or len(self.val_ds) == 0:
+        if vc.num_trajectories < 1:
             return out
         batch = fixed_items(self.val_ds, vc.num_trajectories)
         x0, cond = model_inputs(batch, self.cfg.data, self.rep, self.device)
