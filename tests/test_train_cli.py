@@ -68,3 +68,32 @@ def test_errors_are_one_sentence_and_nonzero(burgers, tmp_path, capsys, args, me
 def test_missing_config_file(tmp_path, capsys):
     assert main(["train", str(tmp_path / "nope.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(burgers, tmp_path):
+    """A real SIGINT to `python -m genphys train`: checkpoint written, exit status 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = write_config(tmp_path, burgers, tmp_path / "run", steps=100_000)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "genphys", "train", str(cfg), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    log = tmp_path / "run" / "logs" / "train_log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.is_file() and len(read_csv_log(log)) >= 3):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted at step" in out and "Traceback" not in err
+    ckpts = list((tmp_path / "run" / "checkpoints").glob("step_*"))
+    assert len(ckpts) == 1 and (ckpts[0] / "model.safetensors").is_file()
+    step = int(ckpts[0].name.split("_")[1])
+    assert step >= 3
+    assert main(["train", str(cfg), "--set", f"train.steps={step + 1}", "--resume",
+                 str(tmp_path / "run"), "--no-progress"]) == 0
