@@ -2,6 +2,11 @@
 CPU through ``accelerate launch --multi_gpu``) and a per-step time breakdown (data vs compute).
 
     python benchmarks/training.py [--config configs/burgers1d.yaml] [--steps 30] [--repeats 3]
+    python benchmarks/training.py --few-step BASE_EXPORT STUDENT_EXPORT [...]
+
+The second form compares the relative L2 (val split, first-frame conditioning) of a base
+flow model at 20 NFE and 2 NFE with a reflowed/distilled student at 1 and 2 NFE and writes
+``benchmarks/results/training_few_step.json``.
 
 Prints a markdown table and writes ``benchmarks/results/training.json``. Needs the config's
 data file (see the comment at the top of the config).
@@ -91,13 +96,39 @@ def breakdown(cfg_path: str, steps: int) -> dict:
             "batch": cfg.data.batch_size, "params": sum(p.numel() for p in model.parameters())}
 
 
+def few_step(exports: list[str]) -> None:
+    """Relative L2 of base vs student at few NFE (issue 5 acceptance); table + JSON."""
+    from genphys.train.evaluate import evaluate_export
+
+    base, *students = exports
+    rows = [evaluate_export(base, sampler="rf_euler", steps=20),
+            evaluate_export(base, sampler="rf_heun", steps=10),
+            evaluate_export(base, sampler="rf_euler", steps=2, grid="euler_uniform")]
+    for s in students:
+        rows += [evaluate_export(s, sampler="rf_euler", steps=k, grid="euler_uniform")
+                 for k in (1, 2)]
+    print("| model | sampler | grid | NFE | rel L2 mean | rel L2 median | n |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['export']} | {r['sampler']} | {r['grid']} | {r['nfe']} | "
+              f"{r['rel_l2_mean']:.4f} | {r['rel_l2_median']:.4f} | {r['n']} |")
+    out = ROOT / "benchmarks" / "results" / "training_few_step.json"
+    out.write_text(json.dumps(rows, indent=1))
+    print(f"wrote {out}")
+
+
 def main() -> None:
     """Run the measurements, print a markdown table, write the JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "burgers1d.yaml"))
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--few-step", nargs="+", metavar="EXPORT", default=None,
+                    help="base export then student export(s): few-NFE accuracy comparison")
     args = ap.parse_args()
+    if args.few_step:
+        few_step(args.few_step)
+        return
     cores = os.cpu_count() or 1
     setups = [(1, cores), (2, max(cores // 2, 1))]
     runs = {f"{n}x{t}": [run_processes(args.config, n, args.steps, t)
