@@ -1,11 +1,15 @@
-"""Benchmark: genphys.wavelets vs pywavelets (and ptwt if installed), forward + inverse on CPU.
+"""Benchmark: genphys.wavelets vs pywavelets, forward + inverse (wavedecn + waverecn) on CPU.
 
-Runs both sides in one process, alternating repeats (so machine-load drift hits both),
-reports medians and ratios (pywt time / ours: > 1 means genphys is faster), prints a
-markdown table and writes ``benchmarks/results/wavelets.json``.
+Both sides run in one process on the same input and are interleaved inside every repeat
+(order alternating ABBA), so load drift on a shared machine hits both alike.  Each repeat
+records wall time and CPU time of the calling thread (``time.thread_time``; with 1 torch
+thread all work runs there, and CPU time leaves out the time the process waits for a core,
+so it is the load-robust number).  Reported: median and min of each, and ratios
+pywt / genphys (> 1: genphys faster).  Prints a markdown table, writes
+``benchmarks/results/wavelets.json``.
 
-    python3 benchmarks/wavelets.py              # default: db4, float32, 5 repeats
-    python3 benchmarks/wavelets.py --wavelet bior2.4 --repeats 7
+    python3 benchmarks/wavelets.py                          # db4, float32, 15 repeats
+    python3 benchmarks/wavelets.py --threads 1 --cases 1D --repeats 31
 """
 
 from __future__ import annotations
@@ -25,11 +29,11 @@ import torch
 
 import genphys.wavelets as W
 
-SHAPES = [  # (name, shape, axes)
-    ("1D", (256, 4, 1024), (-1,)),
-    ("2D", (64, 2, 64, 128), (-2, -1)),
-    ("3D", (16, 4, 16, 64, 64), (-3, -2, -1)),
-]
+SHAPES = {  # name: (shape, axes)
+    "1D": ((256, 4, 1024), (-1,)),
+    "2D": ((64, 2, 64, 128), (-2, -1)),
+    "3D": ((16, 4, 16, 64, 64), (-3, -2, -1)),
+}
 
 
 def _ours(x: torch.Tensor, wavelet: str, level: int, axes: tuple, mode: str) -> torch.Tensor:
@@ -42,68 +46,93 @@ def _pywt(x: np.ndarray, wavelet: str, level: int, axes: tuple, mode: str) -> np
         return pywt.waverecn(pywt.wavedecn(x, wavelet, mode, level, axes), wavelet, mode, axes)
 
 
-def _time(fn) -> float:
-    t = time.perf_counter()
+def _time(fn) -> tuple[float, float]:
+    """(wall, CPU of this thread) seconds of one call."""
+    w, c = time.perf_counter(), time.thread_time()
     fn()
-    return time.perf_counter() - t
+    return time.perf_counter() - w, time.thread_time() - c
+
+
+def _stats(samples: list[tuple[float, float]]) -> dict:
+    wall, cpu = [s[0] * 1e3 for s in samples], [s[1] * 1e3 for s in samples]
+    return {"wall_median_ms": statistics.median(wall), "wall_min_ms": min(wall),
+            "cpu_median_ms": statistics.median(cpu), "cpu_min_ms": min(cpu)}
 
 
 def run_case(shape, axes, wavelet, level, mode, threads, repeats, dtype) -> dict:
-    """Median forward+inverse times of both libraries for one configuration."""
+    """Interleaved forward+inverse timings of both libraries for one configuration."""
     torch.set_num_threads(threads)
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(dtype)
     xn = x.numpy()
     ours, ref = _ours(x, wavelet, level, axes, mode), _pywt(xn, wavelet, level, axes, mode)
     err = float(np.abs(ours.numpy() - ref).max())  # equivalence check on the same input
-    t_ours, t_pywt = [], []
-    for _ in range(repeats):  # alternate so load drift hits both sides equally
-        t_ours.append(_time(lambda: _ours(x, wavelet, level, axes, mode)))
-        t_pywt.append(_time(lambda: _pywt(xn, wavelet, level, axes, mode)))
-    mo, mp = statistics.median(t_ours), statistics.median(t_pywt)
+    sides = {"ours": lambda: _ours(x, wavelet, level, axes, mode),
+             "pywt": lambda: _pywt(xn, wavelet, level, axes, mode)}
+    samples = {"ours": [], "pywt": []}
+    for i in range(repeats):  # ABBA: who runs first alternates
+        for side in ("ours", "pywt") if i % 2 == 0 else ("pywt", "ours"):
+            samples[side].append(_time(sides[side]))
+    o, p = _stats(samples["ours"]), _stats(samples["pywt"])
     return {"shape": list(shape), "axes": list(axes), "wavelet": wavelet, "level": level,
-            "mode": mode, "threads": threads, "ours_ms": mo * 1e3, "pywt_ms": mp * 1e3,
-            "ratio_pywt_over_ours": mp / mo, "max_abs_diff_vs_pywt": err}
+            "mode": mode, "threads": threads, "repeats": repeats,
+            "ours": o, "pywt": p,
+            "ratio_wall_median": p["wall_median_ms"] / o["wall_median_ms"],
+            "ratio_wall_min": p["wall_min_ms"] / o["wall_min_ms"],
+            "ratio_cpu_median": p["cpu_median_ms"] / o["cpu_median_ms"],
+            "max_abs_diff_vs_pywt": err}
+
+
+def _table(rows: list[dict]) -> str:
+    head = ("| case | shape | mode | L | threads | genphys ms med / min | pywt ms med / min "
+            "| ratio med | ratio min | ratio CPU med | max diff |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        o, p = r["ours"], r["pywt"]
+        lines.append(
+            f"| {r['case']} | {tuple(r['shape'])} | {r['mode']} | {r['level']} | "
+            f"{r['threads']} | {o['wall_median_ms']:.1f} / {o['wall_min_ms']:.1f} | "
+            f"{p['wall_median_ms']:.1f} / {p['wall_min_ms']:.1f} | "
+            f"{r['ratio_wall_median']:.2f} | {r['ratio_wall_min']:.2f} | "
+            f"{r['ratio_cpu_median']:.2f} | {r['max_abs_diff_vs_pywt']:.1e} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     """Run every configuration, print a markdown table and write the JSON results."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--wavelet", default="db4")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--threads", default=None, help="comma list (default: 1 and all)")
+    ap.add_argument("--cases", default="1D,2D,3D", help="comma list of " + ",".join(SHAPES))
+    ap.add_argument("--modes", default="periodization,symmetric")
+    ap.add_argument("--levels", default="1,2")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "wavelets.json"))
     args = ap.parse_args()
     dtype = getattr(torch, args.dtype)
     default_threads, load_at_start = torch.get_num_threads(), os.getloadavg()
-    try:
-        import ptwt  # noqa: F401
-
-        ptwt_note = "installed but not benchmarked (it has no periodization mode)"
-    except ImportError:
-        ptwt_note = "not installed"
+    threads = sorted({1, default_threads}) if args.threads is None else \
+        [int(t) for t in args.threads.split(",")]
     rows = []
-    for threads in sorted({1, default_threads}):
-        for name, shape, axes in SHAPES:
-            for mode in ("periodization", "symmetric"):
-                for level in (1, 2):
-                    r = run_case(shape, axes, args.wavelet, level, mode, threads, args.repeats,
-                                 dtype)
-                    rows.append({"case": name, **r})
-                    print(f"{name} {mode} L{level} threads={threads}: ours {r['ours_ms']:.1f} ms"
-                          f", pywt {r['pywt_ms']:.1f} ms, ratio {r['ratio_pywt_over_ours']:.2f}",
-                          flush=True)
-    print(f"\nforward+inverse, {args.wavelet}, {args.dtype}, median of {args.repeats}; "
-          f"ratio = pywt / ours (> 1: genphys faster); ptwt: {ptwt_note}\n")
-    print("| case | shape | mode | level | threads | genphys ms | pywt ms | ratio | max diff |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['case']} | {tuple(r['shape'])} | {r['mode']} | {r['level']} | "
-              f"{r['threads']} | {r['ours_ms']:.1f} | {r['pywt_ms']:.1f} | "
-              f"{r['ratio_pywt_over_ours']:.2f} | {r['max_abs_diff_vs_pywt']:.1e} |")
+    for t in threads:
+        for name in args.cases.split(","):
+            shape, axes = SHAPES[name]
+            for mode in args.modes.split(","):
+                for level in (int(v) for v in args.levels.split(",")):
+                    r = {"case": name, **run_case(shape, axes, args.wavelet, level, mode, t,
+                                                  args.repeats, dtype)}
+                    rows.append(r)
+                    print(f"{name} {mode} L{level} threads={t}: ratio median "
+                          f"{r['ratio_wall_median']:.2f}, min {r['ratio_wall_min']:.2f}, "
+                          f"CPU median {r['ratio_cpu_median']:.2f}", flush=True)
+    print(f"\nforward+inverse, {args.wavelet}, {args.dtype}, {args.repeats} interleaved repeats;"
+          " ratio = pywt / genphys (> 1: genphys faster); CPU = thread CPU time\n")
+    print(_table(rows))
     meta = {"torch": torch.__version__, "pywt": pywt.__version__, "cpu_count": os.cpu_count(),
-            "load_average_at_start": load_at_start,
-            "load_average_at_end": os.getloadavg(), "machine": platform.machine(),
-            "dtype": args.dtype, "repeats": args.repeats, "ptwt": ptwt_note}
+            "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg(),
+            "machine": platform.machine(), "dtype": args.dtype, "repeats": args.repeats,
+            "wavelet": args.wavelet}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
     print(f"\nwrote {args.out}")

@@ -16,7 +16,12 @@ import torch
 
 from genphys.errors import UserInputError
 from genphys.wavelets.filters import FilterBank, check_mode, filter_bank, max_level
-from genphys.wavelets.operators import analyze, axis_operator, synthesize_mallat
+from genphys.wavelets.operators import (
+    analyze,
+    axis_operator,
+    synthesize,
+    synthesize_mallat,
+)
 
 Coeffs = list  # [approx, {key: detail}, ...] coarsest level first, like pywt.wavedecn
 
@@ -119,6 +124,10 @@ def idwt_bands(bands: dict[str, torch.Tensor | None], bank: FilterBank, axes: tu
     The subbands are concatenated once (Mallat layout) so each inner axis is one batched
     GEMM; axes are undone innermost-last, so the contiguous last axis comes at the end.
     """
+    if len(axes) == 1:  # one axis: no Mallat buffer, the bands are read where they are
+        ref = check_bands(bands, 1)
+        op = axis_operator(bank, ref.shape[axes[0]], mode, True, ref.dtype, ref.device)
+        return synthesize(bands.get("a"), bands.get("d"), axes[0], op)
     y = merge_bands(bands, axes)
     for a in sorted(axes):
         n = y.shape[a] // 2
@@ -147,7 +156,7 @@ def idwtn(coeffs: dict[str, torch.Tensor | None], wavelet: str | FilterBank,
     axes = normalize_axes(axes, ref.ndim)
     cd = compute_dtype(ref.dtype)
     bands = {k: (v if v is None else v.to(cd)) for k, v in coeffs.items()}
-    return idwt_bands(bands, bank, axes, mode).to(ref.dtype)
+    return idwt_bands(bands, bank, axes, mode).to(ref.dtype).contiguous()
 
 
 def wavedecn(x: torch.Tensor, wavelet: str | FilterBank, level: int = 1,
@@ -186,4 +195,4 @@ def waverecn(coeffs: Coeffs, wavelet: str | FilterBank, axes: int | Sequence[int
             a = a[tuple(slice(s) for s in shape)]
         d["a" * len(axes)] = None if a is None else a.to(cd)
         a = idwt_bands(d, bank, axes, mode)
-    return a.to(dtype)
+    return a.to(dtype).contiguous()

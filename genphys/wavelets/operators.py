@@ -22,7 +22,9 @@ of truth); on inner axes it is applied by left multiplication, with no permutati
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +35,29 @@ from genphys.wavelets.filters import FilterBank, coeff_len, rec_len
 # Dense matrices (no padding or permutation copies) win on short axes; measured on CPU:
 DENSE_MAX_LAST = 32  # last (contiguous) axis: dense up to this length, else blocked
 DENSE_MAX_INNER = 128  # inner axes: dense left-multiplication up to this length
+
+
+_SCRATCH = threading.local()  # per-thread reusable buffers for intermediates (CPU, no grad)
+SCRATCH_MAX = 1 << 26  # elements: larger intermediates are allocated fresh
+
+
+def _scratch(tag: str, numel: int, like: torch.Tensor, grad: bool) -> torch.Tensor:
+    """A flat buffer for an intermediate that never leaves this module.
+
+    Fresh large CPU allocations cost page faults (about as much as a pass of the
+    transform on a loaded machine), so without autograd they are reused per thread.
+    """
+    if grad or like.device.type != "cpu" or numel > SCRATCH_MAX:
+        return like.new_empty(numel)
+    bufs = _SCRATCH.__dict__.setdefault("bufs", {})
+    buf = bufs.get((tag, like.dtype))
+    if buf is None or buf.numel() < numel:
+        buf = bufs[(tag, like.dtype)] = like.new_empty(numel)
+    return buf[:numel]
+
+
+def _needs_grad(*xs: torch.Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in xs)
 
 
 def block_size(filt_len: int) -> int:
@@ -61,9 +86,16 @@ class AxisOperator:
     dense: torch.Tensor | None  # analysis (n_in, 2n); synthesis (2n, n_out); or None
     left: torch.Tensor  # (l,) indices of the left extension; all -1: zeros
     right: torch.Tensor  # (r,) indices of the right extension (after the whole signal)
-    block: torch.Tensor  # analysis (window, 2q); synthesis (2, window, 2q)
-    step: int  # stride between windows
     zero_wings: tuple[bool, bool]  # (left, right) wing is all zeros (no gather, no sync)
+    step: int  # stride between windows (analysis 2q, synthesis q)
+    blocks: int  # windows per signal (nb); each gives 2q outputs
+    pieces: torch.Tensor  # analysis (T, step, 2q); synthesis (2, T, step, 2q)
+    widths: tuple[int, ...]  # rows of piece t that touch the window (the rest are zero)
+
+    @property
+    def row_blocks(self) -> int:
+        """Blocks of ``step`` samples per extended signal in the flat buffer (nb + T - 1)."""
+        return self.blocks + len(self.widths) - 1
 
 
 def _analysis(bank: FilterBank, n_in: int, mode: str) -> AxisOperator:
@@ -78,7 +110,7 @@ def _analysis(bank: FilterBank, n_in: int, mode: str) -> AxisOperator:
     for r in range(q):
         blk[2 * r:2 * r + f, r] = h[0]
         blk[2 * r:2 * r + f, q + r] = h[1]
-    return _make(n_in, 2 * n, False, idx, blk, 2 * q)
+    return _make(n_in, 2 * n, False, idx, blk[None], 2 * q, nb)
 
 
 def _synthesis(bank: FilterBank, n: int, mode: str) -> AxisOperator:
@@ -98,48 +130,90 @@ def _synthesis(bank: FilterBank, n: int, mode: str) -> AxisOperator:
             j = r - c - 2 * e0 - 2 * v
             if 0 <= j < f:
                 blk[:, v, r] = g[:, j]
-    return _make(n, n_rec, True, idx, blk, q)
+    return _make(n, n_rec, True, idx, blk, q, nb)
 
 
-def _make(n_in: int, n_out: int, inverse: bool, idx: np.ndarray, blk: np.ndarray, step: int
-          ) -> AxisOperator:
+def _make(n_in: int, n_out: int, inverse: bool, idx: np.ndarray, blk: np.ndarray, step: int,
+          nb: int) -> AxisOperator:
     lead = next(i for i in range(len(idx)) if np.array_equal(idx[i:i + n_in], np.arange(n_in)))
     left, right = idx[:lead], idx[lead + n_in:]  # the extension is [left | x | right]
     if any((w < 0).any() and not (w < 0).all() for w in (left, right)):
         raise AssertionError("an extension wing mixes zeros and samples")  # never for MODES
+    win = blk.shape[1]
+    t = -(-win // step)  # a window covers T consecutive step-blocks of the flat buffer
+    pieces = np.zeros((blk.shape[0], t * step, blk.shape[2]))
+    pieces[:, :win] = blk  # (bands, T*step, 2q), zero rows past the window
+    pieces = pieces.reshape(blk.shape[0], t, step, blk.shape[2])  # (bands, T, step, 2q)
     return AxisOperator(n_in, n_out, inverse, None, torch.as_tensor(left, dtype=torch.long),
-                        torch.as_tensor(right, dtype=torch.long), torch.as_tensor(blk), step,
-                        (bool((left < 0).any()), bool((right < 0).any())))
+                        torch.as_tensor(right, dtype=torch.long),
+                        (bool((left < 0).any()), bool((right < 0).any())), step, nb,
+                        torch.as_tensor(pieces if inverse else pieces[0]),
+                        tuple(min(step, win - i * step) for i in range(t)))
 
 
-def _gather(x: torch.Tensor, op: AxisOperator, win: int) -> torch.Tensor:
-    """All overlapping windows of the extended last axis of ``x (M, n)``: ``(M*nb, win)``."""
-    wings = [x.new_zeros(x.shape[0], len(i)) if zero else x.index_select(-1, i)
-             for i, zero in zip((op.left, op.right), op.zero_wings)]
-    ext = torch.cat([wings[0], x, wings[1]], -1)  # (M, l + n + r)
-    return ext.unfold(-1, win, op.step).reshape(-1, win)  # one copy of the windows
+def _extend(bands: list[torch.Tensor], op: AxisOperator, grad: bool) -> torch.Tensor:
+    """Extended signals of bands ``(M, n)`` as flat blocks ``(k, M*row_blocks + T - 1, step)``.
+
+    Signal ``m`` of band ``b`` occupies blocks ``m*row_blocks ...`` as ``[left | x | right | 0]``;
+    the ``T - 1`` trailing zero blocks let every window be read as shifted block rows.
+    """
+    m, n, k = bands[0][..., 0].numel(), bands[0].shape[-1], len(bands)
+    length, lead = op.row_blocks * op.step, len(op.left)
+    size = m * length + (len(op.widths) - 1) * op.step
+    flat = _scratch("extend", k * size, bands[0], grad).view(k, size)
+    e = flat[:, :m * length].view(k, m, length)  # (k, M, L)
+    for b, x in enumerate(bands):
+        eb = e[b].view(*x.shape[:-1], length)  # (..., L): strided bands are copied once
+        eb[..., lead:lead + n] = x
+        for idx, zero, at in ((op.left, op.zero_wings[0], 0),
+                              (op.right, op.zero_wings[1], lead + n)):
+            if len(idx):
+                wing = eb[..., at:at + len(idx)]
+                wing.zero_() if zero else wing.copy_(x.index_select(-1, idx))
+    e[..., lead + n + len(op.right):].zero_()  # read by discarded windows only
+    flat[:, m * length:].zero_()
+    return flat.view(k, -1, op.step)
+
+
+def _windows_matmul(flat: torch.Tensor, pieces: torch.Tensor, widths: tuple[int, ...],
+                    grad: bool) -> torch.Tensor:
+    """``sum_b sum_t flat[b, i + t] @ pieces[b, t]`` for every block row ``i``: no window copies."""
+    rows, cols = flat.shape[1] - len(widths) + 1, pieces.shape[-1]
+    y = None
+    for b in range(flat.shape[0]):
+        for t, w in enumerate(widths):
+            x, p = flat[b, t:t + rows, :w], pieces[b, t, :w]  # (rows, w), (w, 2q)
+            if y is None:
+                y = x @ p if grad else torch.mm(x, p, out=_scratch(
+                    "gemm", rows * cols, flat, grad).view(rows, cols))
+            else:  # in place on a fresh mm output: autograd-safe (mm saves only its inputs)
+                y.addmm_(x, p)
+    return y  # (rows, 2q)
 
 
 def analyze_blocked(x: torch.Tensor, op: AxisOperator) -> torch.Tensor:
-    """Blocked analysis of ``x (M, n_in)`` -> Mallat layout ``(M, 2n)``."""
-    m, q = x.shape[0], op.block.shape[1] // 2
-    y = _gather(x, op, op.block.shape[0]) @ op.block  # (M*nb, 2q): [approx q | detail q]
-    y = y.view(m, -1, 2, q).transpose(1, 2).reshape(m, 2, -1)  # (M, 2, nb*q)
-    return y[..., : op.n_out // 2].reshape(m, op.n_out)
+    """Blocked analysis of ``x (..., n_in)`` along its last axis -> Mallat ``(M, 2n)``."""
+    m, q, n, grad = x[..., 0].numel(), op.pieces.shape[-1] // 2, op.n_out // 2, _needs_grad(x)
+    flat = _extend([x], op, grad)  # (1, M*row_blocks + T - 1, 2q)
+    y = _windows_matmul(flat, op.pieces.unsqueeze(0), op.widths, grad)  # (M*rb, 2q)
+    y = y.view(m, op.row_blocks, 2, q)  # block j of signal m: [approx q | detail q]
+    out = y.new_empty(m, 2, n)
+    full = n // q
+    out[..., :full * q].view(m, 2, full, q).copy_(y[:, :full].transpose(1, 2))
+    if n > full * q:  # a partial last block
+        out[..., full * q:] = y[:, full, :, :n - full * q]
+    return out.view(m, 2 * n)
 
 
 def synthesize_blocked(a: torch.Tensor | None, d: torch.Tensor | None, op: AxisOperator
                        ) -> torch.Tensor:
-    """Blocked synthesis of bands ``(M, n)`` (None: zeros, skipped) -> ``(M, n_out)``."""
-    y = None
-    for band, c in enumerate((a, d)):
-        if c is None:
-            continue
-        win = _gather(c, op, op.block.shape[1])  # (M*nb, w)
-        # in place on a fresh mm output: autograd-safe (mm saves its inputs, not its output)
-        y = win @ op.block[band] if y is None else y.addmm_(win, op.block[band])
-    m = (a if a is not None else d).shape[0]
-    return y.view(m, -1)[:, : op.n_out]  # (M, n_out)
+    """Blocked synthesis of bands ``(..., n)`` (None: zeros) -> contiguous ``(M, n_out)``."""
+    given, grad = [b for b, c in enumerate((a, d)) if c is not None], _needs_grad(a, d)
+    flat = _extend([(a, d)[b] for b in given], op, grad)  # (k, M*row_blocks + T - 1, q)
+    y = _windows_matmul(flat, op.pieces[given], op.widths, grad)  # (M*row_blocks, 2q)
+    m = (a if a is not None else d)[..., 0].numel()
+    y = y.view(m, -1)[:, :op.n_out]  # drop each signal's trailing windows
+    return y.clone(memory_format=torch.contiguous_format)  # never a scratch view
 
 
 @functools.lru_cache(maxsize=512)
@@ -153,8 +227,8 @@ def axis_operator(bank: FilterBank, n_in: int, mode: str, inverse: bool,
         dense = torch.cat([synthesize_blocked(eye, None, op), synthesize_blocked(None, eye, op)]
                           ) if inverse else analyze_blocked(eye, op)  # synthesis: (2n, n_out)
         dense = dense.to(device, dtype)
-    return AxisOperator(op.n_in, op.n_out, inverse, dense, op.left.to(device),
-                        op.right.to(device), op.block.to(device, dtype), op.step, op.zero_wings)
+    return dataclasses.replace(op, dense=dense, left=op.left.to(device),
+                               right=op.right.to(device), pieces=op.pieces.to(device, dtype))
 
 
 def _split(shape: torch.Size, dim: int) -> tuple[int, int]:
@@ -172,7 +246,9 @@ def analyze(x: torch.Tensor, dim: int, op: AxisOperator) -> torch.Tensor:
         return torch.matmul(op.dense.T, x3).view(out_shape)
     if op.dense is not None and n_in <= DENSE_MAX_LAST:
         return (x.reshape(pre, n_in) @ op.dense).view(out_shape)  # (pre, 2n)
-    y = analyze_blocked(x.movedim(dim, -1).reshape(-1, n_in), op)  # (pre*post, 2n)
+    if post == 1:  # last axis: the extension buffer is the only copy
+        return analyze_blocked(x, op).view(out_shape)
+    y = analyze_blocked(x.movedim(dim, -1), op)  # (pre*post, 2n)
     return y.view(*shape[:dim], *shape[dim + 1:], op.n_out).movedim(-1, dim)
 
 
@@ -193,9 +269,7 @@ def synthesize(a: torch.Tensor | None, d: torch.Tensor | None, dim: int, op: Axi
                 t = c.reshape(pre, n) @ s
             y = t if y is None else y.add_(t)
         return y.view(out_shape)
-    cs = [None, None]
-    for b, c in bands:
-        cs[b] = c.movedim(dim, -1).reshape(-1, n)  # (pre*post, n)
+    cs = [None if c is None else c.movedim(dim, -1) for c in (a, d)]  # (..., n) views
     y = synthesize_blocked(cs[0], cs[1], op)  # (pre*post, n_out)
     return y.view(*shape[:dim], *shape[dim + 1:], op.n_out).movedim(-1, dim)
 
