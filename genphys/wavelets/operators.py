@@ -31,6 +31,13 @@ import numpy as np
 import torch
 
 from genphys.wavelets.filters import FilterBank, coeff_len, rec_len
+from genphys.wavelets.interior import (
+    InteriorPlan,
+    edge_matmul,
+    interior_matmul,
+    interior_plan,
+    plan_to,
+)
 
 # Dense matrices (no padding or permutation copies) win on short axes; measured on CPU:
 DENSE_MAX_LAST = 32  # last (contiguous) axis: dense up to this length, else blocked
@@ -91,6 +98,8 @@ class AxisOperator:
     blocks: int  # windows per signal (nb); each gives 2q outputs
     pieces: torch.Tensor  # analysis (T, step, 2q); synthesis (2, T, step, 2q)
     widths: tuple[int, ...]  # rows of piece t that touch the window (the rest are zero)
+    window: int  # W: samples (analysis) or coefficients per band (synthesis) per window
+    plan: InteriorPlan | None  # no-grad path reading the signal in place, where it applies
 
     @property
     def row_blocks(self) -> int:
@@ -110,7 +119,8 @@ def _analysis(bank: FilterBank, n_in: int, mode: str) -> AxisOperator:
     for r in range(q):
         blk[2 * r:2 * r + f, r] = h[0]
         blk[2 * r:2 * r + f, q + r] = h[1]
-    return _make(n_in, 2 * n, False, idx, blk[None], 2 * q, nb)
+    rows = n_in // (2 * q) if n_in % (2 * q) == 0 else None  # x is whole block rows
+    return _make(n_in, 2 * n, False, idx, blk[None], 2 * q, nb, rows, n_in, n // q)
 
 
 def _synthesis(bank: FilterBank, n: int, mode: str) -> AxisOperator:
@@ -130,11 +140,12 @@ def _synthesis(bank: FilterBank, n: int, mode: str) -> AxisOperator:
             j = r - c - 2 * e0 - 2 * v
             if 0 <= j < f:
                 blk[:, v, r] = g[:, j]
-    return _make(n, n_rec, True, idx, blk, q, nb)
+    rows = nb if n_rec == 2 * q * nb else None  # output rows hold no trailing samples
+    return _make(n, n_rec, True, idx, blk, q, nb, rows, min(n, q * nb), nb)
 
 
 def _make(n_in: int, n_out: int, inverse: bool, idx: np.ndarray, blk: np.ndarray, step: int,
-          nb: int) -> AxisOperator:
+          nb: int, rows: int | None, length: int, full: int) -> AxisOperator:
     lead = next(i for i in range(len(idx)) if np.array_equal(idx[i:i + n_in], np.arange(n_in)))
     left, right = idx[:lead], idx[lead + n_in:]  # the extension is [left | x | right]
     if any((w < 0).any() and not (w < 0).all() for w in (left, right)):
@@ -148,7 +159,9 @@ def _make(n_in: int, n_out: int, inverse: bool, idx: np.ndarray, blk: np.ndarray
                         torch.as_tensor(right, dtype=torch.long),
                         (bool((left < 0).any()), bool((right < 0).any())), step, nb,
                         torch.as_tensor(pieces if inverse else pieces[0]),
-                        tuple(min(step, win - i * step) for i in range(t)))
+                        tuple(min(step, win - i * step) for i in range(t)), win,
+                        None if rows is None else
+                        interior_plan(idx, lead, win, step, nb, rows, length, full))
 
 
 def _extend(bands: list[torch.Tensor], op: AxisOperator, grad: bool) -> torch.Tensor:
@@ -191,9 +204,46 @@ def _windows_matmul(flat: torch.Tensor, pieces: torch.Tensor, widths: tuple[int,
     return y  # (rows, 2q)
 
 
+def _window_blocks(op: AxisOperator) -> torch.Tensor:
+    """The window matrices ``(bands, W, 2q)`` (the pieces without their zero padding)."""
+    p = op.pieces if op.inverse else op.pieces.unsqueeze(0)
+    return p.reshape(p.shape[0], -1, p.shape[-1])[:, :op.window]
+
+
+def _to_mallat(out: torch.Tensor, y: torch.Tensor, lo: int, hi: int) -> None:
+    """Write windows ``lo..hi`` of ``y (M, hi - lo, 2, q)`` into ``out (M, 2, n)``."""
+    q, n = y.shape[-1], out.shape[-1]
+    full = max(lo, min(hi, n // q))
+    out[..., lo * q:full * q].view(*out.shape[:2], full - lo, q).copy_(
+        y[:, :full - lo].transpose(1, 2))
+    if hi > full:  # a partial last window
+        out[..., full * q:] = y[:, full - lo:].transpose(1, 2).reshape(
+            *out.shape[:2], -1)[..., :n - full * q]
+
+
+def _analyze_in_place(x: torch.Tensor, op: AxisOperator) -> torch.Tensor:
+    """No-grad blocked analysis reading ``x (..., n_in)`` in place (see :mod:`.interior`)."""
+    plan, m, q, n = op.plan, x[..., 0].numel(), op.pieces.shape[-1] // 2, op.n_out // 2
+    if x.is_contiguous():
+        x2 = x.view(m, op.n_in)
+    else:  # one copy, into a reused buffer
+        x2 = _scratch("signal", x.numel(), x, False).view(x.shape).copy_(x).view(m, op.n_in)
+    blk = _window_blocks(op)
+    y = _scratch("gemm", m * plan.rows * 2 * q, x, False).view(m * plan.rows, 2 * q)
+    interior_matmul([x2], blk, plan, y)
+    edges = edge_matmul([x2], blk, plan).view(m, -1, 2, q)  # (M, E, 2, q)
+    (j0, j1), out = plan.inner, x.new_empty(m, 2, n)
+    _to_mallat(out, y.view(m, plan.rows, 2, q)[:, j0:j1], j0, j1)
+    _to_mallat(out, edges[:, :j0], 0, j0)
+    _to_mallat(out, edges[:, j0:], j1, plan.blocks)
+    return out.view(m, 2 * n)
+
+
 def analyze_blocked(x: torch.Tensor, op: AxisOperator) -> torch.Tensor:
     """Blocked analysis of ``x (..., n_in)`` along its last axis -> Mallat ``(M, 2n)``."""
     m, q, n, grad = x[..., 0].numel(), op.pieces.shape[-1] // 2, op.n_out // 2, _needs_grad(x)
+    if op.plan is not None and not grad:
+        return _analyze_in_place(x, op)
     flat = _extend([x], op, grad)  # (1, M*row_blocks + T - 1, 2q)
     y = _windows_matmul(flat, op.pieces.unsqueeze(0), op.widths, grad)  # (M*rb, 2q)
     y = y.view(m, op.row_blocks, 2, q)  # block j of signal m: [approx q | detail q]
@@ -209,11 +259,37 @@ def synthesize_blocked(a: torch.Tensor | None, d: torch.Tensor | None, op: AxisO
                        ) -> torch.Tensor:
     """Blocked synthesis of bands ``(..., n)`` (None: zeros) -> contiguous ``(M, n_out)``."""
     given, grad = [b for b, c in enumerate((a, d)) if c is not None], _needs_grad(a, d)
+    if op.plan is not None and not grad:
+        return _synthesize_in_place([(a, d)[b] for b in given], given, op)
     flat = _extend([(a, d)[b] for b in given], op, grad)  # (k, M*row_blocks + T - 1, q)
     y = _windows_matmul(flat, op.pieces[given], op.widths, grad)  # (M*row_blocks, 2q)
     m = (a if a is not None else d)[..., 0].numel()
     y = y.view(m, -1)[:, :op.n_out]  # drop each signal's trailing windows
     return y.clone(memory_format=torch.contiguous_format)  # never a scratch view
+
+
+def _synthesize_in_place(bands: list[torch.Tensor], given: list[int], op: AxisOperator
+                         ) -> torch.Tensor:
+    """No-grad blocked synthesis straight into a contiguous ``(M, n_out)`` output."""
+    plan, n, cols = op.plan, op.n_in, op.pieces.shape[-1]
+    m, size = bands[0][..., 0].numel(), plan.rows * plan.step
+    bufs = []
+    for b, band in zip(given, bands):
+        if band.is_contiguous() and n == size:
+            bufs.append(band.view(m, n))
+            continue
+        buf = _scratch(f"band{b}", m * size, band, False).view(m, size)
+        buf.view(*band.shape[:-1], size)[..., :plan.length] = band[..., :plan.length]
+        buf[:, plan.length:].zero_()  # read only by windows that are recomputed
+        bufs.append(buf)
+    blk = _window_blocks(op)[given]
+    y = bands[0].new_empty(m * plan.rows, cols)  # (M * nb, 2q) = (M, n_out): the output
+    interior_matmul(bufs, blk, plan, y)
+    edges, (j0, j1) = edge_matmul(bands, blk, plan), plan.inner  # (M, E, 2q)
+    y3 = y.view(m, plan.rows, cols)
+    y3[:, :j0] = edges[:, :j0]
+    y3[:, j1:] = edges[:, j0:]
+    return y.view(m, op.n_out)
 
 
 @functools.lru_cache(maxsize=512)
@@ -228,7 +304,8 @@ def axis_operator(bank: FilterBank, n_in: int, mode: str, inverse: bool,
                           ) if inverse else analyze_blocked(eye, op)  # synthesis: (2n, n_out)
         dense = dense.to(device, dtype)
     return dataclasses.replace(op, dense=dense, left=op.left.to(device),
-                               right=op.right.to(device), pieces=op.pieces.to(device, dtype))
+                               right=op.right.to(device), pieces=op.pieces.to(device, dtype),
+                               plan=None if op.plan is None else plan_to(op.plan, device))
 
 
 def _split(shape: torch.Size, dim: int) -> tuple[int, int]:
