@@ -41,9 +41,10 @@ def _bcast(c: Tensor, x: Tensor) -> Tensor:
     return c.reshape(-1, *([1] * (x.ndim - 1)))  # (B, 1, ..., 1)
 
 
-def _draw(shape: Sequence[int], generator: torch.Generator | None, kind: str) -> Tensor:
-    """Uniform or normal draws on the generator's device (CPU when no generator)."""
-    dev = generator.device if generator is not None else torch.device("cpu")
+def _draw(shape: Sequence[int], generator: torch.Generator | None, kind: str,
+          device: torch.device | str = "cpu") -> Tensor:
+    """float64 uniform or normal draws on the generator's device (``device`` without one)."""
+    dev = generator.device if generator is not None else torch.device(device)
     fn = torch.rand if kind == "uniform" else torch.randn
     return fn(tuple(shape), generator=generator, device=dev, dtype=torch.float64)
 
@@ -115,7 +116,7 @@ class Objective:
                                  f"{getattr(x0, 'shape', type(x0).__name__)}.")
         b = x0.shape[0]
         t = self.sample_t(b, generator).to(x0)  # (B,)
-        eps = _draw(x0.shape, generator, "normal").to(x0)
+        eps = _draw(x0.shape, generator, "normal", x0.device).to(x0)
         cond, keeps = drop_conditions(cond, self.cfg.cond_dropout, b, generator)
         sched = self.schedule
         x_t = _bcast(sched.alpha(t), x0) * x0 + _bcast(sched.sigma(t), x0) * eps
