@@ -203,6 +203,9 @@ def test_dropout_rates_are_honoured_and_independent():
         assert abs(frac - p) < 4 * math.sqrt(p * (1 - p) / n), (key, frac)
     both = float(((~keeps["pooled"]) & (~keeps["tokens"])).float().mean())
     assert abs(both - 0.15) < 4 * math.sqrt(0.15 * 0.85 / n)  # independent across keys
+    drop = ~keeps["tokens"]
+    pairs = float((drop[1:] & drop[:-1]).float().mean())
+    assert abs(pairs - 0.25) < 4 * math.sqrt(0.25 * 0.75 / n)  # independent across samples
     assert torch.equal(torch.isnan(out["params"]).all(1), ~keeps["params"])
     assert torch.equal(out["token_mask"].any(1), keeps["tokens"])
     assert torch.equal(out["cond_mask"].flatten(1).amax(1) > 0, keeps["cond"])
