@@ -33,6 +33,11 @@ FORBIDDEN = {
                 "genphys.pipelines", "genphys.commands", "genphys.cli", "samplers"],
     "data": ["genphys.wavelets", "genphys.backbone", "genphys.train", "genphys.pipelines",
              "genphys.commands", "genphys.cli", "samplers"],
+    "diffusion": ["genphys.physics", "genphys.data", "genphys.train", "genphys.pipelines",
+                  "genphys.commands", "genphys.cli"],
+    "backbone": ["genphys.physics", "genphys.data", "genphys.train", "genphys.pipelines",
+                 "genphys.commands", "genphys.cli"],
+    "autoencoder": ["genphys.train", "genphys.pipelines", "genphys.commands", "genphys.cli"],
     "wavelets": ["genphys.physics", "genphys.data", "genphys.backbone", "genphys.train",
                  "genphys.pipelines", "genphys.commands", "genphys.cli"],
 }
