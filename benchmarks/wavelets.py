@@ -2,9 +2,10 @@
 
 Both sides run in one process on the same input and are interleaved inside every repeat
 (order alternating ABBA), so load drift on a shared machine hits both alike.  Each repeat
-records wall time and CPU time of the calling thread (``time.thread_time``; with 1 torch
-thread all work runs there, and CPU time leaves out the time the process waits for a core,
-so it is the load-robust number).  Reported: median and min of each, and ratios
+records wall time and CPU time (1 thread: ``time.thread_time``, where all the work runs;
+more threads: ``time.process_time``, all threads summed, spin-waits included).  CPU time
+leaves out the time the process waits for a core, so at 1 thread it is the load-robust
+number.  Reported: median and min of each, and ratios
 pywt / genphys (> 1: genphys faster).  Prints a markdown table, writes
 ``benchmarks/results/wavelets.json``.
 
@@ -46,11 +47,12 @@ def _pywt(x: np.ndarray, wavelet: str, level: int, axes: tuple, mode: str) -> np
         return pywt.waverecn(pywt.wavedecn(x, wavelet, mode, level, axes), wavelet, mode, axes)
 
 
-def _time(fn) -> tuple[float, float]:
-    """(wall, CPU of this thread) seconds of one call."""
-    w, c = time.perf_counter(), time.thread_time()
+def _time(fn, threads: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call: CPU of this thread (1 thread) or the process."""
+    cpu = time.thread_time if threads == 1 else time.process_time
+    w, c = time.perf_counter(), cpu()
     fn()
-    return time.perf_counter() - w, time.thread_time() - c
+    return time.perf_counter() - w, cpu() - c
 
 
 def _stats(samples: list[tuple[float, float]]) -> dict:
@@ -71,7 +73,7 @@ def run_case(shape, axes, wavelet, level, mode, threads, repeats, dtype) -> dict
     samples = {"ours": [], "pywt": []}
     for i in range(repeats):  # ABBA: who runs first alternates
         for side in ("ours", "pywt") if i % 2 == 0 else ("pywt", "ours"):
-            samples[side].append(_time(sides[side]))
+            samples[side].append(_time(sides[side], threads))
     o, p = _stats(samples["ours"]), _stats(samples["pywt"])
     return {"shape": list(shape), "axes": list(axes), "wavelet": wavelet, "level": level,
             "mode": mode, "threads": threads, "repeats": repeats,
@@ -127,7 +129,7 @@ def main() -> None:
                           f"{r['ratio_wall_median']:.2f}, min {r['ratio_wall_min']:.2f}, "
                           f"CPU median {r['ratio_cpu_median']:.2f}", flush=True)
     print(f"\nforward+inverse, {args.wavelet}, {args.dtype}, {args.repeats} interleaved repeats;"
-          " ratio = pywt / genphys (> 1: genphys faster); CPU = thread CPU time\n")
+          " ratio = pywt / genphys (> 1: genphys faster); CPU: thread (1) / process CPU time\n")
     print(_table(rows))
     meta = {"torch": torch.__version__, "pywt": pywt.__version__, "cpu_count": os.cpu_count(),
             "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg(),
