@@ -92,3 +92,13 @@ def test_outputs_do_not_share_reused_buffers():
     rec = W.waverecn(first, "db4", (-2, -1))
     W.waverecn(W.wavedecn(torch.randn(8, 2, 64, 128), "db4", 1, (-2, -1)), "db4", (-2, -1))
     assert torch.allclose(rec, x, atol=1e-5)
+
+
+def test_inference_mode_and_no_grad_share_nothing():
+    x = torch.randn(4, 2, 64, 128)
+    ref = W.waverecn(W.wavedecn(x, "db4", 2), "db4")
+    with torch.inference_mode():
+        inf = W.waverecn(W.wavedecn(x, "db4", 2), "db4")
+    with torch.no_grad():
+        again = W.waverecn(W.wavedecn(x, "db4", 2), "db4")
+    assert torch.equal(ref, inf) and torch.equal(ref, again)

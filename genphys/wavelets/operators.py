@@ -12,12 +12,15 @@ A one-level DWT along one axis is a linear map ``R^N -> R^{2n}`` whose output is
   and ``c = 2 - F`` (the "valid" part: ``2n - F + 2`` outputs) otherwise.
 
 Both are evaluated blockwise (polyphase/block-Toeplitz form, Mallat, "A Wavelet Tour of
-Signal Processing", 3rd ed., §7.3): the signal is extended by two small wings
-(``[left | x | right]``), cut into overlapping windows (one ``unfold`` copy) and every
-window is multiplied by one small block matrix, so a whole batch is one GEMM; blocked
-synthesis does one GEMM per band (a band given as None is skipped).  Short axes use the equivalent
-dense matrix instead, built by applying the blocked operator to the identity (one source
-of truth); on inner axes it is applied by left multiplication, with no permutation copy.
+Signal Processing", 3rd ed., §7.3): every window of ``W`` samples (stride ``step``) is
+multiplied by one small block matrix.  The signal, extended by two small wings
+(``[left | x | right]``, one copy) and viewed as rows of ``step`` samples, makes each
+window a few consecutive rows, so the product is one GEMM per row shift and band on
+shifted row ranges, with no window copies.  Without autograd the windows inside the
+signal are read in place instead (:mod:`genphys.wavelets.interior`).  Short axes use the
+equivalent dense matrix, built by applying the blocked operator to the identity (one
+source of truth); on inner axes it is applied by left multiplication, with no
+permutation copy.
 """
 
 from __future__ import annotations
@@ -57,9 +60,10 @@ def _scratch(tag: str, numel: int, like: torch.Tensor, grad: bool) -> torch.Tens
     if grad or like.device.type != "cpu" or numel > SCRATCH_MAX:
         return like.new_empty(numel)
     bufs = _SCRATCH.__dict__.setdefault("bufs", {})
-    buf = bufs.get((tag, like.dtype))
+    key = (tag, like.dtype, torch.is_inference_mode_enabled())  # inference tensors stay inside
+    buf = bufs.get(key)
     if buf is None or buf.numel() < numel:
-        buf = bufs[(tag, like.dtype)] = like.new_empty(numel)
+        buf = bufs[key] = like.new_empty(numel)
     return buf[:numel]
 
 
