@@ -11,7 +11,7 @@ import torch
 
 import genphys.wavelets as W
 from genphys.wavelets.filters import filter_bank
-from genphys.wavelets.operators import axis_operator
+from genphys.wavelets.operators import axis_operator, clear_scratch
 
 CPU = torch.device("cpu")
 
@@ -102,3 +102,5 @@ def test_inference_mode_and_no_grad_share_nothing():
     with torch.no_grad():
         again = W.waverecn(W.wavedecn(x, "db4", 2), "db4")
     assert torch.equal(ref, inf) and torch.equal(ref, again)
+    clear_scratch()  # frees the reused buffers; the next call allocates them again
+    assert torch.equal(W.waverecn(W.wavedecn(x, "db4", 2), "db4"), ref)

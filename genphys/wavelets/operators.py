@@ -48,7 +48,12 @@ DENSE_MAX_INNER = 128  # inner axes: dense left-multiplication up to this length
 
 
 _SCRATCH = threading.local()  # per-thread reusable buffers for intermediates (CPU, no grad)
-SCRATCH_MAX = 1 << 26  # elements: larger intermediates are allocated fresh
+SCRATCH_MAX = 1 << 23  # elements (32 MiB in float32): larger intermediates are not kept
+
+
+def clear_scratch() -> None:
+    """Free this thread's reused intermediate buffers (at most 5 tags x 2 dtypes x 2 modes)."""
+    _SCRATCH.__dict__.pop("bufs", None)
 
 
 def _scratch(tag: str, numel: int, like: torch.Tensor, grad: bool) -> torch.Tensor:
