@@ -19,6 +19,7 @@ import numpy as np
 from genphys.physics.base import GridTrajectories, ParamSpec, PDESystem, register, trajectory_seeds
 from genphys.physics.captions import compose_captions, fmt
 from genphys.physics.ic1d import (
+    Grid1DConfig,
     bump_phrases,
     cell_averages,
     cell_centres,
@@ -84,19 +85,15 @@ def advection_captions(feat: dict, t_final: float, rng: np.random.Generator) -> 
 
 
 @dataclass(frozen=True)
-class AdvectionConfig:
-    """Discretisation of ``advection1d`` (stored grid, frames, quadrature)."""
+class AdvectionConfig(Grid1DConfig):
+    """Discretisation of ``advection1d`` (stored grid ``nx``/``nt``/``t_final``, quadrature)."""
 
-    nx: int = 128  # stored cells (values are cell averages; x = cell centres)
-    nt: int = 64  # stored frames, equally spaced in [0, t_final] (both included)
-    t_final: float = 2.0
     quad_cells: int = 4096  # quadrature sub-cells per unit length (4 Gauss points each)
 
     def __post_init__(self) -> None:
-        if self.nx < 8 or self.nt < 2:
-            raise ValueError(f"nx={self.nx} and nt={self.nt} must be at least 8 and 2.")
-        if not self.t_final > 0 or self.quad_cells < 1:
-            raise ValueError(f"t_final={self.t_final} must be > 0 and quad_cells >= 1.")
+        super().__post_init__()
+        if self.quad_cells < 1:
+            raise ValueError(f"quad_cells={self.quad_cells} must be >= 1.")
 
 
 @register

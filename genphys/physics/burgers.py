@@ -24,6 +24,7 @@ import numpy as np
 from genphys.physics.base import GridTrajectories, ParamSpec, PDESystem, register, trajectory_seeds
 from genphys.physics.captions import compose_captions, fmt
 from genphys.physics.ic1d import (
+    Grid1DConfig,
     bump_phrases,
     cell_averages,
     cell_centres,
@@ -198,22 +199,18 @@ def burgers_captions(feat: dict, t_final: float, rng: np.random.Generator) -> li
 
 # ------------------------------------------------------------------ the system
 @dataclass(frozen=True)
-class BurgersConfig:
-    """Discretisation of ``burgers1d`` (stored grid, frames, FV resolution, time step)."""
+class BurgersConfig(Grid1DConfig):
+    """Discretisation of ``burgers1d`` (stored grid ``nx``/``nt``/``t_final``, FV resolution)."""
 
-    nx: int = 128  # stored cells (values are cell averages; x = cell centres)
-    nt: int = 64  # stored frames, equally spaced in [0, t_final] (both included)
-    t_final: float = 2.0
     n_fine: int = 1024  # FV cells (rounded up to a multiple of nx)
     n_fine_low_nu: int = 1024  # FV cells when nu < low_nu (1024 measured enough: see docs)
     low_nu: float = 3e-3
     cfl: float = 1.0  # h ≤ cfl · dx / max|u0| (WENO5 + RK4 is stable well beyond 1)
 
     def __post_init__(self) -> None:
-        if self.nx < 8 or self.nt < 2:
-            raise ValueError(f"nx={self.nx} and nt={self.nt} must be at least 8 and 2.")
-        if not self.t_final > 0 or not 0 < self.cfl <= 1.5:
-            raise ValueError(f"t_final={self.t_final} must be > 0 and cfl={self.cfl} in (0, 1.5].")
+        super().__post_init__()
+        if not 0 < self.cfl <= 1.5:
+            raise ValueError(f"cfl={self.cfl} must be in (0, 1.5].")
         if self.n_fine < 64 or self.n_fine_low_nu < 64 or not self.low_nu >= 0:
             raise ValueError("n_fine and n_fine_low_nu must be >= 64 and low_nu >= 0.")
 

@@ -33,6 +33,21 @@ WINDOW_WIDTH = 0.01
 
 
 @dataclass(frozen=True)
+class Grid1DConfig:
+    """Stored grid shared by the 1D systems (subclassed by their configs)."""
+
+    nx: int = 128  # stored cells (values are cell averages; x = cell centres)
+    nt: int = 64  # stored frames, equally spaced in [0, t_final] (both included)
+    t_final: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.nx < 8 or self.nt < 2:
+            raise ValueError(f"nx={self.nx} and nt={self.nt} must be at least 8 and 2.")
+        if not self.t_final > 0:
+            raise ValueError(f"t_final={self.t_final} must be > 0.")
+
+
+@dataclass(frozen=True)
 class SineIC:
     """One member of the family: two sine modes, optional |.| with sign, optional window."""
 
