@@ -78,11 +78,15 @@ def breakdown(cfg_path: str, steps: int) -> dict:
     task = DiffusionTask(cfg)
     model = task.build_model()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr)
-    it = iter(train_loader(task.train_dataset, cfg.data, cfg.train.seed))
+    loader = train_loader(task.train_dataset, cfg.data, cfg.train.seed)
+    it = iter(loader)
     data_t, comp_t = [], []
     for i in range(steps):
         t0 = time.perf_counter()
-        batch = next(it)
+        batch = next(it, None)
+        if batch is None:  # next epoch
+            it = iter(loader)
+            batch = next(it)
         t1 = time.perf_counter()
         loss, _ = task.loss(model, batch, torch.Generator().manual_seed(i))
         loss.backward()
@@ -130,18 +134,20 @@ def main() -> None:
         few_step(args.few_step)
         return
     cores = os.cpu_count() or 1
-    setups = [(1, cores), (2, max(cores // 2, 1))]
+    # one process with 1 thread (the per-process budget of the 2-process run) and with all cores
+    setups = [(1, 1), (1, cores), (2, max(cores // 2, 1))]
+    bd = breakdown(args.config, args.steps)
     runs = {f"{n}x{t}": [run_processes(args.config, n, args.steps, t)
                          for _ in range(args.repeats)] for n, t in setups}
     med = {k: statistics.median(r["samples_per_s"] for r in v) for k, v in runs.items()}
-    bd = breakdown(args.config, args.steps)
     load = os.getloadavg()[0]
     print(f"| processes x threads | global batch | samples/s (median of {args.repeats}) |")
     print("|---|---|---|")
     for k, v in runs.items():
         print(f"| {k} | {v[0]['global_batch']} | {med[k]:.1f} |")
-    ratio = med[f"2x{setups[1][1]}"] / med[f"1x{setups[0][1]}"]
-    print(f"\n2 processes / 1 process: {ratio:.2f}x; per step (1 process, batch {bd['batch']}, "
+    ratio = med[f"2x{setups[2][1]}"] / med["1x1"]
+    print(f"\n2 processes / 1 process (1 thread each): {ratio:.2f}x; per step "
+          f"(1 process, batch {bd['batch']}, "
           f"{bd['params']} parameters): data {bd['data_s'] * 1e3:.1f} ms, compute "
           f"{bd['compute_s'] * 1e3:.1f} ms (data {100 * bd['data_fraction']:.1f}%); "
           f"{cores} cores, load average {load:.1f}")
