@@ -139,6 +139,23 @@ def fine_grid_errors(model: MeshAutoencoder, path: str | os.PathLike, factor: in
             "fine_ratio": float(np.mean(fine) / np.mean(on))}
 
 
+def fourier_truncation_errors(path: str | os.PathLike, modes: int = 16) -> dict:
+    """Linear baseline: keep the ``modes``² lowest Fourier modes ``[-m/2, m/2)²`` of each frame.
+
+    About ``modes``² real numbers per frame (Hermitian symmetry), i.e. the same budget as a
+    latent of ``modes``² values; reported as trajectory relative L2 like :func:`evaluate`.
+    """
+    errs = []
+    for tr in read_trajectories(path):
+        n = tr.shape[0]
+        x = tr.fields[..., 0].reshape(len(tr.fields), n, n)  # (T, n, n)
+        k = np.fft.fftfreq(n, 1 / n)
+        keep = (k >= -modes // 2) & (k < modes // 2)  # (n,)
+        low = np.real(np.fft.ifft2(np.fft.fft2(x) * (keep[:, None] & keep[None, :])))
+        errs.append(rel_l2(low, x))
+    return {"modes": modes, "rel_l2": float(np.mean(errs)), "rel_l2_max": float(np.max(errs))}
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``python -m genphys.autoencoder.evaluate MODEL_DIR TEST.h5 [--fine FINE.h5]``."""
     import argparse
@@ -159,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         out["fine"] = fine_mesh_errors(model, args.test, args.fine)
     elif trajs[0].shape is not None:
         out["fine"] = fine_grid_errors(model, args.test)
+        side = int(round(float(np.prod(model.latent_shape)) ** 0.5))
+        out["fourier_baseline"] = fourier_truncation_errors(args.test, side)
     print(json.dumps(out, indent=2))
     return 0
 

@@ -33,6 +33,7 @@ class AETrainConfig:
     data: str = ""  # training trajectory file (grid or mesh HDF5)
     val: str | None = None  # held-out file evaluated after training (None: skip)
     model: dict[str, Any] = field(default_factory=dict)  # MeshAutoencoder keywords
+    init: str | None = None  # continue from a save_pretrained folder (its config wins)
     steps: int = 2000  # optimizer steps
     batch_frames: int = 8  # frames per step (different meshes are padded)
     queries: int = 0  # decoded nodes per frame (0: every node)
@@ -130,7 +131,7 @@ def train(cfg: AETrainConfig) -> MeshAutoencoder:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(to_yaml(cfg))
     trajs = read_trajectories(cfg.data)
-    model = build_model(cfg, trajs)
+    model = MeshAutoencoder.from_pretrained(cfg.init) if cfg.init else build_model(cfg, trajs)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng, t0, log = np.random.default_rng(cfg.seed), time.time(), open(out / "log.txt", "w")
     for step in range(cfg.steps):
