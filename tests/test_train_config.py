@@ -16,7 +16,9 @@ from genphys.train import ExperimentConfig
 from genphys.train.tasks import DiffusionTask
 from genphys.train.testing import tiny_config_dict
 
-CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+# the trainer's experiment configs (configs/ also holds other components' configs)
+CONFIGS = [Path(__file__).parents[1] / "configs" / f"{n}.yaml"
+           for n in ("burgers1d", "advection1d", "ns2d")]
 
 
 def test_round_trip_through_yaml(tmp_path):
