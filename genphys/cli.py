@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 import genphys
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except GenphysError as e:
         print(f"genphys {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly like other tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:  # unreadable/unwritable paths, full disk: still one sentence
         print(f"genphys {args.command}: error: {e.strerror or e}"
               + (f": {e.filename}" if e.filename else "") + ".", file=sys.stderr)
