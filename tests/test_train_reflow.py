@@ -84,7 +84,6 @@ def test_paired_loss_is_the_velocity_error(teacher, tmp_path):
     assert float(loss) == pytest.approx(float(ref), rel=1e-4)
 
 
-@pytest.mark.slow
 def test_distillation_trains_on_the_euler_grid_and_reduces_its_loss(teacher, tmp_path):
     data, teacher_dir, *_ = teacher
     tr = student(data, teacher_dir, tmp_path / "d", "distill", steps=15,
