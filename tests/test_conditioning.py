@@ -149,13 +149,18 @@ def test_caption_cache_reuse_and_invalidation(enc, tiny_dir, tmp_path):
     again.get(["a new caption", caps[0]])
     assert len(calls) == n + 1
     h.remove()
-    # another encoder config (pooling) or another model writes a different file
-    other = TextEncoder(TextEncoderConfig(max_length=16, pooling="cls"))
-    assert other.fingerprint() != enc.fingerprint()
+    # another model, or the same model with another pooling, writes a different file
     tiny = TextEncoder(TextEncoderConfig(model=tiny_dir, max_length=16))
     c2 = CaptionCache(tiny, tmp_path)
     p2 = c2.build(caps)
     assert p2 != path and c2.get(caps[:1]).tokens.shape == (1, 16, 32)
+    tiny_cls = TextEncoder(TextEncoderConfig(model=tiny_dir, max_length=16, pooling="cls"))
+    calls, h = _count_calls(tiny_cls)
+    c3 = CaptionCache(tiny_cls, tmp_path)
+    assert c3.build(caps) not in (path, p2) and len(calls) == 1  # re-encoded, not reused
+    assert torch.equal(c3.get(caps).tokens, c2.get(caps).tokens)  # same model, same tokens
+    assert not torch.allclose(c3.get(caps).pooled, c2.get(caps).pooled)
+    h.remove()
     with pytest.raises(UserInputError, match="frozen"):
         CaptionCache(TextEncoder(TextEncoderConfig(model=tiny_dir, trainable=True)), tmp_path)
 
@@ -246,3 +251,22 @@ def test_to_model_space_encodes_cond_and_max_pools_mask(level):
     assert m[0, 0, 0, 0] == 1 and m[0, 0, 5 // f, 9 // f] == 1
     cf, mf = to_model_space(*first_frames(x, f), rep)  # whole first block is known
     assert (mf[:, :, 0] == 1).all() and (mf[:, :, 1:] == 0).all()
+
+
+def test_save_pretrained_round_trip(enc, tiny_dir, tmp_path):
+    enc.save_pretrained(tmp_path / "default")  # frozen packaged default: config only
+    assert [p.name for p in (tmp_path / "default").iterdir()] == ["text_encoder_config.json"]
+    ft = TextEncoder(TextEncoderConfig(model=tiny_dir, trainable=True, max_length=16))
+    opt = torch.optim.SGD(ft.parameters(), lr=0.1)
+    ft.encode(PROMPTS).pooled[:, 0].sum().backward()
+    opt.step()  # fine-tuned weights now differ from tiny_dir's
+    ft.eval()
+    ft.save_pretrained(tmp_path / "ft")
+    assert (tmp_path / "ft" / "model.safetensors").is_file()
+    back = TextEncoder.from_pretrained(tmp_path / "ft", trainable=False)
+    base = TextEncoder(TextEncoderConfig(model=tiny_dir, max_length=16))
+    with torch.no_grad():
+        want = ft.encode(PROMPTS).pooled
+    assert torch.allclose(back.encode(PROMPTS).pooled, want, atol=1e-6)
+    assert not torch.allclose(base.encode(PROMPTS).pooled, want, atol=1e-4)
+    assert back.fingerprint() != base.fingerprint()

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from genphys.diffusion import WaveletRepresentation
 from genphys.errors import UserInputError
+
+if TYPE_CHECKING:  # duck-typed: anything with encode/shape/level/axes (no import upward)
+    from genphys.diffusion import WaveletRepresentation
 
 TRANSFORMS = ("none", "log10")
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from torch import nn
 from genphys.errors import DataFormatError, UserInputError
 
 POOLINGS = ("mean", "cls")
+CONFIG_NAME = "text_encoder_config.json"
 
 
 @dataclass(frozen=True)
@@ -213,3 +215,33 @@ class TextEncoder(nn.Module):
             h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
         self._fingerprint = h.hexdigest()
         return self._fingerprint
+
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        """Write the config; weights and tokenizer too unless it is the frozen packaged default.
+
+        Saved weights use safetensors (transformers ``save_pretrained``) and the config then
+        names the folder itself (``model="."``), so the folder is self-contained.
+        """
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        cfg = self.config.to_dict()
+        if self.config.model != "default" or self.trainable:
+            self.model.save_pretrained(path, safe_serialization=True)
+            self.tokenizer.save_pretrained(path)
+            cfg["model"] = "."
+        (path / CONFIG_NAME).write_text(json.dumps(cfg, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> TextEncoder:
+        """Load a folder written by :meth:`save_pretrained` (``overrides``: config fields)."""
+        path = Path(path)
+        try:
+            d = json.loads((path / CONFIG_NAME).read_text())
+        except (OSError, ValueError):
+            raise DataFormatError(f"{path} has no readable {CONFIG_NAME}; save the text encoder "
+                                  "with TextEncoder.save_pretrained first.") from None
+        cfg = TextEncoderConfig.from_dict({**d, **overrides})
+        if cfg.model == ".":
+            cfg = replace(cfg, model=str(path))
+        return cls(cfg)
