@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from genphys.conditioning import param_transform
 from genphys.data import TrajectoryDataset
 from genphys.diffusion import WaveletRepresentation
 from genphys.errors import DataFormatError, UserInputError
@@ -93,7 +94,7 @@ def model_inputs(batch: dict[str, Any], cfg: DataConfig, rep: WaveletRepresentat
         cond["cond"] = rep.encode(first.contiguous())
     if cfg.params:
         p = batch["params"].to(device).float()  # (B, P); NaN rows = unknown (null embedding)
-        cond["params"] = torch.log10(p) if cfg.param_transform == "log10" else p
+        cond["params"] = param_transform(p, cfg.param_transform)
     return rep.encode(x), cond
 
 
