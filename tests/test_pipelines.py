@@ -1,0 +1,253 @@
+"""Pipelines: save/load, per-sample seeding, CFG, samplers and diffusers schedulers, rollout."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import diffusers
+import numpy as np
+import pytest
+import torch
+
+import samplers
+from genphys.backbone import SpaceTimeUNet
+from genphys.diffusion import ObjectiveConfig, WaveletRepresentation
+from genphys.errors import UserInputError
+from genphys.pipelines import (
+    PipelineSpec,
+    RolloutPipeline,
+    TextToSimulationPipeline,
+    parse_params,
+)
+from genphys.pipelines.sampling import run_scheduler, step_sigmas
+
+STATS = {"field_names": ["u"], "mean": [0.5], "std": [2.0], "count": 10}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_net(seed: int = 0, token_dim: int = 0, pooled_dim: int = 0) -> SpaceTimeUNet:
+    """A random-weight ~5k-parameter UNet (zero-initialised layers perturbed too)."""
+    torch.manual_seed(seed)
+    net = SpaceTimeUNet(in_channels=4, spatial_dims=1, base_channels=8, channel_mult=(1,),
+                        num_heads=1, groups=4, freq_dim=16, param_dim=1, cond_channels=4,
+                        token_dim=token_dim, pooled_dim=pooled_dim)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return net.eval()
+
+
+def tiny_spec(**kw) -> PipelineSpec:
+    rep = WaveletRepresentation("haar", 1, (-2, -1))
+    base = dict(model_kind="unet", objective=ObjectiveConfig().to_dict(),
+                representation=rep.to_dict(), field_shape=(1, 8, 16), coeff_shape=(4, 4, 8),
+                stats=STATS, condition="first_frame", params=True, param_transform="log10",
+                param_names=("nu",))
+    return PipelineSpec(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def pipe() -> TextToSimulationPipeline:
+    return TextToSimulationPipeline(backbone=tiny_net(), spec=tiny_spec())
+
+
+@pytest.fixture(scope="module")
+def u0() -> torch.Tensor:
+    x = torch.linspace(0, 1, 17)[:-1]
+    return (torch.sin(2 * math.pi * x) + 0.5)[None]  # (C=1, X=16), physical units
+
+
+def test_save_load_identical(pipe, u0, tmp_path):
+    kw = dict(num_samples=2, generator=7, initial_state=u0, num_inference_steps=4)
+    ref = pipe("Burgers flow, viscosity 0.01", **kw).trajectories
+    pipe.save_pretrained(tmp_path / "p")
+    index = json.loads((tmp_path / "p" / "model_index.json").read_text())
+    assert index["_class_name"] == "TextToSimulationPipeline"
+    assert (tmp_path / "p" / "backbone" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = TextToSimulationPipeline.from_pretrained(tmp_path / "p")
+    assert loaded.spec == pipe.spec  # JSON lists come back as tuples
+    out = loaded("Burgers flow, viscosity 0.01", **kw).trajectories
+    assert torch.equal(out, ref)
+    # the same folder loads as a rollout pipeline too
+    assert isinstance(RolloutPipeline.from_pretrained(tmp_path / "p"), RolloutPipeline)
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp_2m", "dpmpp_2m_sde", "euler_ancestral"])
+def test_per_sample_seeding(pipe, u0, sampler):
+    kw = dict(initial_state=u0, sampler=sampler, num_inference_steps=3)
+    many = pipe("viscosity 0.02", num_samples=3, generator=[11, 12, 13], **kw).trajectories
+    one = pipe("viscosity 0.02", num_samples=1, generator=[12], **kw).trajectories
+    torch.testing.assert_close(many[1:2], one, rtol=1e-5, atol=1e-5)  # fp32 batch effects
+    assert not torch.allclose(many[0], many[1])  # different seeds, different samples
+    again = pipe("viscosity 0.02", num_samples=3, generator=11, **kw).trajectories
+    assert torch.equal(again, many)  # int seed s means seeds s, s+1, ...
+
+
+def test_cfg_scale_one_is_conditional(pipe, u0):
+    kw = dict(initial_state=u0, generator=3, num_samples=2, num_inference_steps=4)
+    cond = pipe("viscosity 0.01", **kw).trajectories
+    assert torch.equal(pipe("viscosity 0.01", guidance_scale=1.0, **kw).trajectories, cond)
+    guided = pipe("viscosity 0.01", guidance_scale=3.0, **kw).trajectories
+    assert (guided - cond).abs().max() > 1e-3  # guidance changes the samples
+    # per-condition scales of 1 for one key and 3 for the other differ from both
+    mixed = pipe("viscosity 0.01", guidance_scale={"field": 3.0}, **kw).trajectories
+    assert torch.isfinite(mixed).all() and (mixed - cond).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("name", sorted(samplers.SAMPLERS))
+def test_every_sampler_runs(pipe, u0, name):
+    opts = {"num_particles": 2} if name == "fkc" else {}
+    out = pipe("viscosity 0.01", initial_state=u0, sampler=name, num_inference_steps=2,
+               generator=0, sampler_options=opts)
+    assert out.trajectories.shape == (1, 1, 8, 16)
+    assert torch.isfinite(out.trajectories).all()
+
+
+@pytest.mark.parametrize("cls,kw", [
+    ("DPMSolverMultistepScheduler", {}),
+    ("DDIMScheduler", {"clip_sample": False, "timestep_spacing": "trailing"}),
+    ("EulerDiscreteScheduler", {}),
+    ("UniPCMultistepScheduler", {}),
+])
+def test_diffusers_scheduler_runs(pipe, u0, cls, kw):
+    sched = getattr(diffusers, cls)(**kw)
+    out = pipe("viscosity 0.01", initial_state=u0, sampler=sched, num_inference_steps=4,
+               generator=[1, 2], num_samples=2).trajectories
+    assert out.shape == (2, 1, 8, 16) and torch.isfinite(out).all()
+
+
+KARRAS = {"use_karras_sigmas": True}
+
+
+@pytest.mark.parametrize("cls,kw,order", [
+    ("DPMSolverMultistepScheduler", {"prediction_type": "epsilon", **KARRAS}, 2),
+    ("DPMSolverMultistepScheduler", {"prediction_type": "sample", **KARRAS}, 2),
+    ("DPMSolverMultistepScheduler", {"prediction_type": "v_prediction", **KARRAS}, 2),
+    ("DDIMScheduler", {"clip_sample": False, "timestep_spacing": "trailing"}, 1),
+    ("EulerDiscreteScheduler", KARRAS, 1),
+])
+def test_diffusers_adapter_on_exact_gaussian(cls, kw, order):
+    """Data N(0, s^2): D(x, sigma) = x s^2/(s^2+sigma^2); the PF-ODE maps x_T to x_T s/sqrt(.)."""
+    s_d = 0.7
+    denoise = lambda x, sigma: x * s_d**2 / (s_d**2 + sigma.reshape(-1, 1, 1, 1) ** 2)  # noqa: E731
+    sched = getattr(diffusers, cls)(**kw)
+    z = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    errs = []
+    for steps in (25, 100):
+        out = run_scheduler(sched, denoise, z, steps)
+        sigma_t = float(step_sigmas(sched)[0])
+        exact = z * math.sqrt(1 + sigma_t**2) * s_d / math.sqrt(s_d**2 + sigma_t**2)
+        errs.append(float((out - exact).norm() / exact.norm()))
+    print(f"{cls} {kw}: rel err 25 steps {errs[0]:.2e}, 100 steps {errs[1]:.2e}")
+    measured = math.log(errs[0] / errs[1]) / math.log(4)  # 4x the steps
+    assert measured > order - 0.25, (errs, measured)  # converges to the exact ODE map
+
+
+def test_rollout_horizon_continuity_and_ensemble(u0):
+    roll = RolloutPipeline(backbone=tiny_net(), spec=tiny_spec())
+    out = roll(u0, horizon=20, overlap=2, ensemble_size=3, num_inference_steps=3,
+               params={"nu": 0.01}, generator=5)
+    assert out.trajectories.shape == (1, 3, 1, 20, 16)
+    assert out.mean.shape == out.std.shape == (1, 1, 20, 16)
+    assert out.starts == [0, 6, 12]  # windows of 8 frames sharing 2
+    torch.testing.assert_close(out.mean, out.trajectories.mean(dim=1))
+    torch.testing.assert_close(out.trajectories[:, :, :, 0], u0.double()[None, None]
+                               .expand(1, 3, 1, 16), rtol=0, atol=1e-5)  # frame 0 is imposed
+    for k in range(1, len(out.windows)):  # conditioned frames equal the previous window's last
+        torch.testing.assert_close(out.windows[k][..., :2, :], out.windows[k - 1][..., -2:, :],
+                                   rtol=0, atol=1e-5)
+    assert float(out.std[..., 1:, :].min()) >= 0 and float(out.std[..., 8:, :].max()) > 1e-3
+    single = roll(u0, horizon=20, overlap=2, ensemble_size=1, num_inference_steps=3,
+                  params={"nu": 0.01}, generator=5)
+    torch.testing.assert_close(single.trajectories[:, 0], out.trajectories[:, 0], rtol=1e-5,
+                               atol=1e-5)  # member 0 does not depend on the ensemble size
+
+
+def test_export_folder_matches_trainer_sampling(tmp_path):
+    """A trainer export loads as a pipeline and samples exactly what the trainer samples."""
+    from genphys.train.data import model_inputs
+    from genphys.train.tasks import DiffusionTask
+    from genphys.train.testing import tiny_config, toy_dataset
+
+    data = toy_dataset(tmp_path / "toy.h5", num=12)
+    task = DiffusionTask(tiny_config(data, tmp_path / "run", overrides=["data.batch_size=1"]))
+    model = task.build_model()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    task.export(model, tmp_path / "export")
+    pipe = TextToSimulationPipeline.from_pretrained(tmp_path / "export")
+    batch = torch.utils.data.default_collate([task.train_ds[0]])
+    _, cond = model_inputs(batch, task.cfg.data, task.rep, torch.device("cpu"))
+    cond = {k: v.expand(2, *v.shape[1:]) for k, v in cond.items()}  # two samples
+    ref = task.to_fields(task.sample(model.eval(), cond, 2, 40, "rf_euler", 3)).double()
+    first = task.train_ds.denormalize(batch["x"][:, :, 0], channel_dim=1)[0]  # (C, X)
+    names = pipe.spec.param_names
+    params = {n: float(batch["params"][0, j]) for j, n in enumerate(names)}
+    out = pipe(initial_state=first, params=params, num_samples=2, generator=40,
+               sampler="rf_euler", num_inference_steps=3).trajectories
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_initial_state_on_another_grid_is_interpolated(pipe):
+    fine = torch.sin(2 * math.pi * (torch.arange(32) + 0.5) / 32)[None]  # (1, 32)
+    with pytest.warns(UserWarning, match="interpolating"):
+        out = pipe(initial_state=fine, params={"nu": 0.01}, generator=0, num_inference_steps=2)
+    assert out.trajectories.shape == (1, 1, 8, 16)
+    with pytest.raises(UserInputError, match="C=1"):
+        pipe(initial_state=torch.zeros(2, 16), generator=0)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda p: p(""), "empty"),
+    (lambda p: p("   "), "empty"),
+    (lambda p: p("viscosity 0.01", sampler="dpm_fast"), "valid names: deis"),
+    (lambda p: p("viscosity 0.01", num_inference_steps=0), "num_inference_steps=0"),
+    (lambda p: p("viscosity 0.01", generator=[1, 2]), "list of 1 int seeds"),
+    (lambda p: p("viscosity 0.01", params={"rho": 1.0}), "unknown"),
+    (lambda p: p("viscosity 0.01", guidance_scale={"colour": 2.0}), "colour"),
+    (lambda p: p(), "nothing to condition on"),
+])
+def test_bad_input(pipe, call, match):
+    with pytest.raises(UserInputError, match=match):
+        call(pipe)
+
+
+def test_bad_model_directories(pipe, tmp_path):
+    with pytest.raises(UserInputError, match="does not exist"):
+        TextToSimulationPipeline.from_pretrained(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserInputError, match="not a genphys model directory"):
+        TextToSimulationPipeline.from_pretrained(tmp_path / "empty")
+    pipe.save_pretrained(tmp_path / "p")
+    spec = json.loads((tmp_path / "p" / "pipeline.json").read_text())
+    spec["coeff_shape"] = [8, 4, 8]  # a spec that does not fit the saved backbone
+    (tmp_path / "p" / "pipeline.json").write_text(json.dumps(spec))
+    with pytest.raises(UserInputError, match="in_channels=4 but the data needs 8"):
+        TextToSimulationPipeline.from_pretrained(tmp_path / "p")
+
+
+def test_rollout_bad_input(u0):
+    roll = RolloutPipeline(backbone=tiny_net(), spec=tiny_spec())
+    with pytest.raises(UserInputError, match="overlap=8"):
+        roll(u0, horizon=20, overlap=8)
+    with pytest.raises(UserInputError, match="ensemble_size=0"):
+        roll(u0, horizon=20, ensemble_size=0)
+
+
+def test_prompt_parameters(pipe):
+    assert parse_params("Burgers flow, viscosity 0.003, two bumps", ("nu",)) == {"nu": 0.003}
+    assert parse_params("nu=1e-3 and c: 2.5", ("nu", "c")) == {"nu": 1e-3, "c": 2.5}
+    assert parse_params("a shock forms", ("nu",)) == {}
+    out = pipe(["viscosity 0.003", "a shock", "nu = 0.1"], generator=0, num_inference_steps=1,
+               params=None)
+    np.testing.assert_array_equal(np.isnan(out.params["nu"]), [False, True, False])
+    assert out.params["nu"][0] == 0.003 and out.params["nu"][2] == 0.1
