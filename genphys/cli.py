@@ -18,8 +18,10 @@ from genphys.errors import GenphysError
 # subcommand name -> module under genphys.commands (imported lazily to keep --help fast)
 COMMANDS: dict[str, str] = {
     "data": "data",
+    "generate": "generate",
     "inspect": "inspect",
     "plot": "plot",
+    "rollout": "rollout",
     "train": "train",
 }
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -102,14 +103,22 @@ class PipelineSpec:
         return cls(**d)
 
 
-def _param_names(data_path: str | None, n: int) -> tuple[str, ...]:
-    """Parameter names from the training file if it is still there, else ``p0, p1, ...``."""
-    if data_path and Path(data_path).is_file():
-        from genphys.data.reader import open_trajectories
+def _data_metadata(data: Any, n_params: int) -> tuple[tuple[str, ...], str | None, dict]:
+    """(parameter names, system, grid metadata) from the training file if it is still there."""
+    names = tuple(f"p{i}" for i in range(n_params))
+    if not data.path or not Path(data.path).is_file():
+        return names, None, {}
+    from genphys.data.reader import open_trajectories
 
-        with open_trajectories(Path(data_path)) as f:
-            return tuple(f.param_names)
-    return tuple(f"p{i}" for i in range(n))
+    with open_trajectories(Path(data.path)) as f:
+        if len(f) == 0:
+            return tuple(f.param_names) or names, f.system, {}
+        item = f[0]
+        t = slice(0, data.frames, data.time_stride)
+        grid = {"time": np.asarray(item["time"])[t].tolist(),
+                "coords": {k: np.asarray(v)[::data.space_stride].tolist()
+                           for k, v in item["coords"].items()}}
+        return tuple(f.param_names), f.system, grid
 
 
 def spec_from_export(exp: dict[str, Any]) -> PipelineSpec:
@@ -120,6 +129,7 @@ def spec_from_export(exp: dict[str, Any]) -> PipelineSpec:
     field_shape = tuple(rep["field_shape"])
     wrep = build_representation(cfg.representation, len(field_shape) + 1)
     n_params = int(getattr(exp["model"].config, "param_dim", 0) or 0)
+    names, system, grid = _data_metadata(cfg.data, n_params)
     return PipelineSpec(
         model_kind=rep["model_kind"], objective=cfg.objective.to_dict(),
         representation=wrep.to_dict(), field_shape=field_shape,
@@ -127,7 +137,7 @@ def spec_from_export(exp: dict[str, Any]) -> PipelineSpec:
         stats=exp["stats"].to_dict() if exp["stats"] is not None else None,
         condition=rep.get("condition", "none"), params=bool(rep.get("params", False)),
         param_transform=cfg.data.param_transform,
-        param_names=_param_names(cfg.data.path, n_params) if n_params else ())
+        param_names=names if n_params else (), system=system, extra=grid)
 
 
 def load_spec_and_backbone(path: str | os.PathLike,
