@@ -315,3 +315,31 @@ def test_cli_bad_input(burgers_export, capsys, argv, match):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def text_encoder():
+    conditioning = pytest.importorskip("genphys.conditioning.text")
+    return conditioning.TextEncoder()  # packaged all-MiniLM-L6-v2, offline
+
+
+def test_text_conditioning_save_load_and_guidance(text_encoder, u0, tmp_path):
+    d = text_encoder.dim
+    pipe = TextToSimulationPipeline(backbone=tiny_net(1, token_dim=d, pooled_dim=d),
+                                    spec=tiny_spec(), text_encoder=text_encoder)
+    kw = dict(initial_state=u0, generator=2, num_inference_steps=3)
+    a = pipe("Burgers flow, viscosity 0.01, a shock forms", **kw).trajectories
+    b = pipe("Burgers flow, viscosity 0.01, smooth decay", **kw).trajectories
+    assert (a - b).abs().max() > 1e-4  # the text reaches the network
+    pipe.save_pretrained(tmp_path / "p")
+    assert json.loads((tmp_path / "p" / "text_encoder.json").read_text())["model"] == "default"
+    loaded = TextToSimulationPipeline.from_pretrained(tmp_path / "p")  # rebuilds the encoder
+    assert type(loaded.text_encoder) is type(text_encoder)
+    again = loaded("Burgers flow, viscosity 0.01, a shock forms", **kw).trajectories
+    print("text pipeline reload max abs diff", float((again - a).abs().max()))
+    torch.testing.assert_close(again, a, rtol=1e-5, atol=1e-5)  # encoder re-loaded from disk
+    one = pipe("Burgers flow, viscosity 0.01, a shock forms", guidance_scale={"text": 1.0,
+               "field": 1.0, "params": 1.0, "pooled": 1.0}, **kw).trajectories
+    guided = pipe("Burgers flow, viscosity 0.01, a shock forms", guidance_scale={"text": 4.0},
+                  **kw).trajectories
+    assert torch.isfinite(one).all() and (guided - one).abs().max() > 1e-4
