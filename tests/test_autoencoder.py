@@ -264,7 +264,7 @@ def test_encode_file_writes_and_reuses_cached_latents(tmp_path):
 def test_trainer_runs_the_autoencoder_task(tmp_path):
     """Three steps of the generic trainer with AutoencoderTask; the export loads back."""
     from genphys.autoencoder.task import AutoencoderTask, split_sizes
-    from genphys.config import from_dict
+    from genphys.config import from_dict, to_dict
     from genphys.data.writer import write_trajectories
     from genphys.physics import get_system
     from genphys.train.config import ExperimentConfig
@@ -281,6 +281,10 @@ def test_trainer_runs_the_autoencoder_task(tmp_path):
         "checkpoint": {"output_dir": str(tmp_path / "run"), "every": 1000},
         "validation": {"every": 0}, "train": {"steps": 3, "seed": 0}})
     task = AutoencoderTask(cfg)
+    from genphys.train.loop import make_task  # `train.mode: autoencoder` selects the same task
+    ae_cfg = from_dict(ExperimentConfig, {**to_dict(cfg), "train": {"steps": 3, "seed": 0,
+                                                                    "mode": "autoencoder"}})
+    assert isinstance(make_task(ae_cfg, torch.device("cpu")), AutoencoderTask)
     sizes = split_sizes(task)
     assert sizes["train"] + sizes["val"] == 12 and sizes["frames"] == 2 * sizes["train"]
     result = Trainer(cfg, task=task).fit()

@@ -139,7 +139,7 @@ class ValidationConfig:
 class TrainLoopConfig:
     """The loop itself: mode, length, seed and precision."""
 
-    mode: Literal["standard", "reflow", "distill"] = "standard"
+    mode: Literal["standard", "reflow", "distill", "autoencoder"] = "standard"
     steps: int = 1000  # optimizer steps
     seed: int = 0  # model init, data order and training noise
     mixed_precision: Literal["no", "bf16"] = "no"  # bf16 only on GPU; CPU always trains fp32
@@ -185,7 +185,7 @@ class ExperimentConfig:
     reflow: ReflowConfig = field(default_factory=ReflowConfig)
 
     def __post_init__(self) -> None:
-        if self.train.mode != "standard":
+        if self.train.mode in ("reflow", "distill"):
             if self.objective.kind != "flow":
                 raise UserInputError(f"train.mode={self.train.mode!r} needs objective.kind="
                                      f"'flow', got {self.objective.kind!r}.")

@@ -266,7 +266,11 @@ class Trainer:
 
 
 def make_task(cfg: ExperimentConfig, device: torch.device) -> Any:
-    """The task of ``train.mode``: plain training, reflow or distillation."""
+    """The task of ``train.mode``: plain training, reflow, distillation or the autoencoder."""
+    if cfg.train.mode == "autoencoder":
+        from genphys.autoencoder.task import AutoencoderTask
+
+        return AutoencoderTask(cfg, device)
     if cfg.train.mode == "standard":
         from genphys.train.tasks import DiffusionTask
 
