@@ -103,14 +103,29 @@ class PipelineSpec:
         return cls(**d)
 
 
-def _data_metadata(data: Any, n_params: int) -> tuple[tuple[str, ...], str | None, dict]:
+def _find_data(data_path: str | None, export: Path) -> Path | None:
+    """The training file: as written, or relative to a folder above the export (the run's cwd)."""
+    if not data_path:
+        return None
+    p = Path(data_path)
+    if p.is_absolute():
+        return p if p.is_file() else None
+    for base in (Path.cwd(), *export.resolve().parents):
+        if (base / p).is_file():
+            return base / p
+    return None
+
+
+def _data_metadata(data: Any, n_params: int,
+                   export: Path) -> tuple[tuple[str, ...], str | None, dict]:
     """(parameter names, system, grid metadata) from the training file if it is still there."""
     names = tuple(f"p{i}" for i in range(n_params))
-    if not data.path or not Path(data.path).is_file():
+    path = _find_data(data.path, export)
+    if path is None:
         return names, None, {}
     from genphys.data.reader import open_trajectories
 
-    with open_trajectories(Path(data.path)) as f:
+    with open_trajectories(path) as f:
         if len(f) == 0:
             return tuple(f.param_names) or names, f.system, {}
         item = f[0]
@@ -121,7 +136,7 @@ def _data_metadata(data: Any, n_params: int) -> tuple[tuple[str, ...], str | Non
         return tuple(f.param_names), f.system, grid
 
 
-def spec_from_export(exp: dict[str, Any]) -> PipelineSpec:
+def spec_from_export(exp: dict[str, Any], path: str | os.PathLike) -> PipelineSpec:
     """A spec from ``genphys.train.load_export`` output."""
     from genphys.train.data import build_representation
 
@@ -129,7 +144,7 @@ def spec_from_export(exp: dict[str, Any]) -> PipelineSpec:
     field_shape = tuple(rep["field_shape"])
     wrep = build_representation(cfg.representation, len(field_shape) + 1)
     n_params = int(getattr(exp["model"].config, "param_dim", 0) or 0)
-    names, system, grid = _data_metadata(cfg.data, n_params)
+    names, system, grid = _data_metadata(cfg.data, n_params, Path(path))
     return PipelineSpec(
         model_kind=rep["model_kind"], objective=cfg.objective.to_dict(),
         representation=wrep.to_dict(), field_shape=field_shape,
@@ -158,7 +173,7 @@ def load_spec_and_backbone(path: str | os.PathLike,
         backbone = BACKBONES[spec.model_kind].from_pretrained(p, subfolder="backbone")
     elif (p / "representation.json").is_file():
         exp = load_export(p)
-        spec, backbone = spec_from_export(exp), exp["model"]
+        spec, backbone = spec_from_export(exp, p), exp["model"]
     else:
         raise UserInputError(f"{p} is not a genphys model directory: it has neither "
                              f"{SPEC_FILE} (pipeline) nor representation.json (trainer export).")
