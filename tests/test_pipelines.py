@@ -343,3 +343,23 @@ def test_text_conditioning_save_load_and_guidance(text_encoder, u0, tmp_path):
     guided = pipe("Burgers flow, viscosity 0.01, a shock forms", guidance_scale={"text": 4.0},
                   **kw).trajectories
     assert torch.isfinite(one).all() and (guided - one).abs().max() > 1e-4
+
+
+def test_consistency_check_on_solver_data(burgers_export):
+    """--check's error is ~0 on the solver's own trajectories and grows with a perturbation."""
+    from genphys.data.reader import open_trajectories
+    from genphys.pipelines.evaluate import by_decade, rel_l2
+    from genphys.pipelines.io import consistency
+
+    spec = TextToSimulationPipeline.from_pretrained(burgers_export / "export").spec
+    with open_trajectories(burgers_export / "b.h5") as f:
+        items = [f[i] for i in range(3)]
+    u = torch.tensor(np.stack([it["fields"] for it in items]))  # (3, 1, T, X)
+    nu = np.array([it["params"]["nu"] for it in items])
+    err = consistency(spec, u, {"nu": nu})
+    bumped = consistency(spec, u * 1.1, {"nu": nu})
+    print("consistency on solver data", err, "scaled by 1.1", bumped)
+    assert err.max() < 1e-6 and bumped.min() > 5e-3  # measured 2.7e-8 and 9.4e-3
+    np.testing.assert_allclose(rel_l2(u.numpy() * 1.1, u.numpy()), 0.1, rtol=1e-6)
+    assert by_decade(np.array([2e-3, 5e-3, 0.02]), np.array([1.0, 3.0, 5.0])) == {
+        "[1e-3, 1e-2)": 2.0, "[1e-2, 1e-1)": 5.0}
