@@ -17,15 +17,6 @@ from genphys.errors import UserInputError
 GRIDS = {1: (8,), 2: (8, 4), 3: (4, 4, 4)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids oversubscription stalls on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(dim: int = 2, **kw) -> MeshAutoencoder:
     """A small autoencoder on the unit box (2×1 box in 2D)."""
     torch.manual_seed(0)

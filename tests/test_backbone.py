@@ -61,15 +61,6 @@ GROUPS = {"params": ("params",), "pooled": ("pooled",), "tokens": ("tokens", "to
 ALL = tuple(k for g in GROUPS.values() for k in g)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest single-threaded on the shared 2-core machine; restore after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ---------------------------------------------------------------- patchify
 
 

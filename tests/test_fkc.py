@@ -12,15 +12,6 @@ from samplers.testing import GaussianMixture
 N_STEPS, SIGMA_MAX = 200, 80.0
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread is faster on a shared CPU; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def mixture(weights, means, stds) -> GaussianMixture:
     """Isotropic mixture; ``means`` is (K, D)."""
     return GaussianMixture(torch.tensor(means, dtype=torch.float64),

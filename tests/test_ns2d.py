@@ -24,15 +24,6 @@ from genphys.physics.ns2d import (
 TINY = dict(resolution=16, nt=3, t_final=0.5)  # a fast config for system-level tests
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small FFTs run fastest on one thread (and the CI machine is shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def grid(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Point grid ``(n, n)`` x and y arrays, axis 0 = x."""
     x = np.arange(n) / n

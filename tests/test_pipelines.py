@@ -26,14 +26,6 @@ from genphys.pipelines.sampling import run_scheduler, step_sigmas
 STATS = {"field_names": ["u"], "mean": [0.5], "std": [2.0], "count": 10}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_net(seed: int = 0, token_dim: int = 0, pooled_dim: int = 0) -> SpaceTimeUNet:
     """A random-weight ~5k-parameter UNet (zero-initialised layers perturbed too)."""
     torch.manual_seed(seed)

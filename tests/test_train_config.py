@@ -16,16 +16,6 @@ from genphys.train import ExperimentConfig
 from genphys.train.tasks import DiffusionTask
 from genphys.train.testing import tiny_config_dict
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: tiny models gain nothing from more, and a shared CPU thrashes."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # the trainer's experiment configs (configs/ also holds other components' configs)
 CONFIGS = [Path(__file__).parents[1] / "configs" / f"{n}.yaml"
            for n in ("burgers1d", "advection1d", "ns2d")]

@@ -18,15 +18,6 @@ from genphys.train.data import EpochSampler
 from genphys.train.testing import tiny_config, toy_dataset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: tiny models gain nothing from more, and a shared CPU thrashes."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return toy_dataset(tmp_path_factory.mktemp("toy") / "toy.h5")

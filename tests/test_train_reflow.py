@@ -13,15 +13,6 @@ from genphys.train.reflow import PAIRS_FILE, euler_grid
 from genphys.train.testing import tiny_config, toy_dataset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: tiny models gain nothing from more, and a shared CPU thrashes."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     root = tmp_path_factory.mktemp("reflow")

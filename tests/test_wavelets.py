@@ -31,15 +31,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny GEMMs: one thread avoids BLAS thread start-up costs on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _pywt(fn, *args, **kw):
     with warnings.catch_warnings():  # pywt warns (only) when a level exceeds dwt_max_level
         warnings.simplefilter("ignore", UserWarning)

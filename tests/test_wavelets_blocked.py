@@ -16,15 +16,6 @@ from genphys.wavelets.operators import axis_operator, clear_scratch
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny GEMMs: one thread avoids BLAS thread start-up costs on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _ref(x: np.ndarray, wavelet: str, mode: str, level: int) -> list:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
