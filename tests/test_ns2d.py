@@ -175,7 +175,9 @@ def test_mean_vorticity_stays_zero() -> None:
     out, _ = ns2d_solve(w0, 1e-4, np.linspace(0, 2, 5), forcing=f)
     means = out.mean(dim=(-2, -1)).abs()
     assert float(means.max()) < 1e-14 * float(out.abs().max()) + 1e-15
-    g = get_system("ns2d", **TINY).generate(2, seed=3)
+    # stored on the solver grid itself; point values subsampled from a finer solve carry the
+    # aliased content of the finer modes, so their grid mean is zero only to that level
+    g = get_system("ns2d", solver_resolution=16, **TINY).generate(2, seed=3)
     w = g.fields["vorticity"].astype(np.float64)
     assert np.abs(w.mean(axis=(-2, -1))).max() < 1e-6 * np.abs(w).max()
 
@@ -262,14 +264,14 @@ def test_stored_values_are_point_values_of_the_solver_grid() -> None:
 
 
 def test_determinism_across_batch_size_and_start() -> None:
-    sys_ = get_system("ns2d", nu_min=5e-4, **TINY)  # seed 5: solver grids 16, 32, 16
+    sys_ = get_system("ns2d", nu_min=2e-4, nu_max=6e-4, **TINY)  # seed 5: grids 32, 64, 32
     full = sys_.generate(3, seed=5, batch_size=3)
     part = sys_.generate(2, seed=5, start=1, batch_size=1)
     np.testing.assert_array_equal(full.fields["vorticity"][1:], part.fields["vorticity"])
     np.testing.assert_array_equal(full.seeds[1:], part.seeds)
     assert full.captions[1:] == part.captions
-    # the auto solver resolution mixed 16- and 32-point solves inside the batch of 3
-    assert [sys_.solver_resolution(v) for v in full.params["nu"]] == [16, 32, 16]
+    # the auto solver resolution mixed 32- and 64-point solves inside the batch of 3
+    assert [sys_.solver_resolution(v) for v in full.params["nu"]] == [32, 64, 32]
 
 
 def test_captions() -> None:
@@ -315,7 +317,7 @@ def test_solver_rejects_bad_input() -> None:
         ns2d_solve(torch.zeros(1, 8, 8, dtype=torch.float64), 1e-3, np.array([1.0, 0.0]))
 
 @pytest.mark.slow
-@pytest.mark.parametrize("nu", [5e-5, 1e-5])
+@pytest.mark.parametrize("nu", [1e-4, 5e-5, 2e-5])  # auto grids 64, 128, 128
 def test_auto_solver_resolution_is_converged(nu: float) -> None:
     """The auto solver grid vs one twice as fine, default config, stored points (t = 10)."""
     sys_ = get_system("ns2d", nu=nu)
