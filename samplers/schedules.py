@@ -9,6 +9,7 @@ All methods take and return tensors (any shape, dtype and device of ``t``).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import torch
@@ -31,23 +32,23 @@ def _derivative(f, t: Tensor) -> Tensor:
     return g
 
 
-class Schedule:
+class Schedule(ABC):
     """Base class: subclasses define ``alpha``, ``sigma`` and ``t_of_sigma`` (VE sigma -> t)."""
 
     t_min: float = 0.0  # smallest native time the schedule is defined for
     t_max: float = 1.0  # largest native time (pure noise end)
 
+    @abstractmethod
     def alpha(self, t: Tensor) -> Tensor:
         """Signal scale alpha(t)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def sigma(self, t: Tensor) -> Tensor:
         """Noise scale sigma(t) in native coordinates."""
-        raise NotImplementedError
 
+    @abstractmethod
     def t_of_sigma(self, sigma_ve: Tensor) -> Tensor:
         """Native time at which sigma(t)/alpha(t) equals ``sigma_ve``."""
-        raise NotImplementedError
 
     def sigma_ve(self, t: Tensor) -> Tensor:
         """Variance-exploding noise level sigma(t)/alpha(t)."""
@@ -87,13 +88,13 @@ class Schedule:
 class _VP(Schedule):
     """Variance preserving: sigma = sqrt(1 - alpha^2); subclasses give log alpha and its inverse."""
 
+    @abstractmethod
     def log_alpha(self, t: Tensor) -> Tensor:
         """log alpha(t)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def t_of_log_alpha(self, log_alpha: Tensor) -> Tensor:
         """Inverse of ``log_alpha``."""
-        raise NotImplementedError
 
     def alpha(self, t: Tensor) -> Tensor:
         return torch.exp(self.log_alpha(t))
