@@ -19,8 +19,20 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output HDF5 file (data engine schema)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--plot", default=None, help="PNG of the first trajectory")
+    p.add_argument("--gif", default=None, type=_gif_path,
+                   help="animated GIF of the trajectory (1D: ensemble mean +- std if several)")
     p.add_argument("--check", action="store_true",
                    help="print the physical-consistency error (Burgers re-solve)")
+
+
+def _gif_path(value: str) -> str:
+    """Check ``--gif`` before sampling: a .gif file in a writable directory."""
+    from genphys.viz.animate import check_gif_path
+
+    try:
+        return str(check_gif_path(value))
+    except UserInputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +64,7 @@ def parse_params(items: list[str]) -> dict[str, float]:
 
 
 def finish(args: argparse.Namespace, spec, traj, params, captions, seeds, attrs) -> None:
-    """Write ``--out``/``--plot`` and print the ``--check`` error (shared with rollout)."""
+    """Write ``--out``/``--plot``/``--gif``, print the ``--check`` error (shared with rollout)."""
     import tempfile
     from pathlib import Path
 
@@ -71,6 +83,10 @@ def finish(args: argparse.Namespace, spec, traj, params, captions, seeds, attrs)
         with tempfile.TemporaryDirectory() as tmp:
             src = args.out or write_output(Path(tmp) / "sim.h5", batch, True)
             print(f"wrote {plot_file(src, 0, args.plot)}")
+    if args.gif:
+        from genphys.viz.animate import animate_batch
+
+        print(f"wrote {animate_batch(batch, args.gif)}")
 
 
 def run(args: argparse.Namespace) -> int:
