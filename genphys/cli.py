@@ -18,6 +18,7 @@ from genphys.errors import GenphysError
 # subcommand name -> module under genphys.commands (imported lazily to keep --help fast)
 COMMANDS: dict[str, str] = {
     "data": "data",
+    "eval": "eval",
     "generate": "generate",
     "inspect": "inspect",
     "plot": "plot",
