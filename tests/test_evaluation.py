@@ -14,7 +14,7 @@ from scipy.stats import norm
 from genphys.cli import main
 from genphys.errors import UserInputError
 from genphys.evaluation import metrics as M
-from genphys.evaluation.harness import by_decade, json_safe, model_grid
+from genphys.evaluation.harness import by_decade, json_safe, model_grid, split_fractions
 
 
 def wave(n_t: int = 5, nx: int = 64, k: int = 1, amp: float = 1.0) -> np.ndarray:
@@ -147,6 +147,13 @@ def test_model_grid_crops_to_the_training_frames_and_points():
         model_grid(bad, u, time, {"x": x})
 
 
+def test_split_fractions_come_from_the_export_config(tmp_path):
+    assert split_fractions(tmp_path) == (0.8, 0.1, 0.1)  # no config.yaml: the defaults
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"data": {"split_fractions":
+                                                                   [0.5, 0.25, 0.25]}}))
+    assert split_fractions(tmp_path) == (0.5, 0.25, 0.25)
+
+
 def test_by_decade_and_json_safe():
     nu = np.array([0.002, 0.005, 0.02, 0.09])
     rows = by_decade(nu, {"e": np.array([1.0, 3.0, 10.0, np.nan])})
@@ -182,6 +189,7 @@ def test_eval_end_to_end(trained, capsys):
     assert "2 test trajectories x 2 samples" in printed and "| nRMSE (PDEBench) |" in printed
     rep = json.loads((out / "metrics.json").read_text())
     assert rep["n_trajectories"] == 2 and rep["system"] == "burgers1d" and rep["notes"] == []
+    assert rep["split_fractions"] == [0.8, 0.1, 0.1] and rep["fourier_bands"]["mid"] == [4, 12]
     keys = {"rel_l2", "rel_l2_median", "nrmse", "frmse_low", "frmse_mid", "frmse_high",
             "conservation_drift_pred", "conservation_drift_true", "crps", "spread_skill",
             "spread_skill_pooled", "ensemble_mean_rel_l2", "consistency", "consistency_truth"}
@@ -200,10 +208,11 @@ def test_eval_end_to_end(trained, capsys):
     # trajectory 0 alone, one per batch: the same samples (per-sample seeds, not per batch)
     again = trained["root"] / "ev2"
     assert main([*args[:-3], "--out", str(again), "--limit", "1", "--batch-size", "1",
-                 "--no-progress"]) == 0
-    row = json.loads((again / "metrics.json").read_text())["per_trajectory"][0]
-    for key in ("rel_l2", "crps", "consistency"):
-        np.testing.assert_allclose(row[key], rows[0][key], rtol=1e-6)
+                 "--no-consistency", "--no-progress"]) == 0
+    rep2 = json.loads((again / "metrics.json").read_text())
+    for key in ("rel_l2", "crps", "spread_skill"):
+        np.testing.assert_allclose(rep2["per_trajectory"][0][key], rows[0][key], rtol=1e-6)
+    assert rep2["summary"]["consistency"] is None and "skipped" in rep2["notes"][0]
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -39,6 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="trajectories sampled at once")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--out", default="eval", help="output folder (default ./eval)")
+    p.add_argument("--no-consistency", action="store_true",
+                   help="skip the Burgers re-solve (slow at low viscosity)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
@@ -82,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(f"--out {out} is a file; give a folder.")
     ev = run_evaluation(args.model, args.data, args.split, args.steps, args.sampler,
                         args.num_samples, args.limit, args.seed, args.batch_size,
-                        device=args.device, progress=not args.no_progress)
+                        device=args.device, progress=not args.no_progress,
+                        check_consistency=not args.no_consistency)
     out.mkdir(parents=True, exist_ok=True)
     report = json_safe(ev.report)
     paths = [write_json_atomic(report, out / "metrics.json"), *write_plots(ev, out)]

@@ -103,8 +103,20 @@ def _param_names(spec: Any, data_names: list[str]) -> dict[str, str]:
                          f"{data_names}.")
 
 
-def load_held_out(spec: Any, data_path: str | os.PathLike, split: str,
-                  limit: int | None) -> HeldOut:
+def split_fractions(model_dir: str | os.PathLike) -> tuple[float, float, float]:
+    """The training run's ``data.split_fractions`` (export ``config.yaml``), else 0.8/0.1/0.1."""
+    import yaml
+
+    cfg = Path(model_dir) / "config.yaml"
+    try:
+        fr = (yaml.safe_load(cfg.read_text()) or {}).get("data", {}).get("split_fractions")
+    except (OSError, yaml.YAMLError, AttributeError):
+        fr = None
+    return tuple(float(v) for v in fr) if fr and len(fr) == 3 else (0.8, 0.1, 0.1)
+
+
+def load_held_out(spec: Any, data_path: str | os.PathLike, split: str, limit: int | None,
+                  fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> HeldOut:
     """The ``split`` trajectories of a grid file (seed-hash splits), checked against the model."""
     from genphys.data import open_trajectories
     from genphys.data.dataset import SPLITS, seed_split
@@ -124,7 +136,8 @@ def load_held_out(spec: Any, data_path: str | os.PathLike, split: str,
             raise UserInputError(f"{data_path} lacks the model's fields {missing}; it has "
                                  f"{f.field_names}.")
         pmap = _param_names(spec, f.param_names)
-        idx = [i for i, s in enumerate(f.seeds()) if split == "all" or seed_split(int(s)) == split]
+        idx = [i for i, s in enumerate(f.seeds())
+               if split == "all" or seed_split(int(s), fractions) == split]
         idx = idx[:limit] if limit else idx
         if not idx:
             raise UserInputError(f"the {split!r} split of {data_path} holds no trajectories.")
@@ -180,33 +193,38 @@ def generate(pipe: Any, data: HeldOut, steps: int, sampler: str, num_samples: in
     return np.concatenate(out)
 
 
-def consistency(data: HeldOut, samples: np.ndarray, notes: list[str]) -> tuple[np.ndarray, ...]:
+def consistency(data: HeldOut, samples: np.ndarray, notes: list[str],
+                progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(samples (N, K), truth (N,)) relative L2 vs a re-solve from their own frame 0; NaN where
-    the system has no re-solver or a sample is not finite."""
+    the system has no re-solver, nu is unknown or a sample is not finite.
+
+    One re-solve per trajectory (its K samples and its stored truth together), so each runs at
+    the resolution its own viscosity needs (``spectral1d.resolve_from_first_frame``).
+    """
+    from tqdm.auto import tqdm
+
     from genphys.physics.spectral1d import consistency_error
 
     n, k = samples.shape[:2]
-    nan = (np.full((n, k), np.nan), np.full(n, np.nan))
+    err, ref = np.full((n, k), np.nan), np.full(n, np.nan)
     nu = data.params.get("nu")
     if data.system not in CONSISTENT_SYSTEMS or samples.ndim != 5 or nu is None:
         notes.append(f"physical consistency is not measured for {data.system!r} (re-solver for "
                      f"{', '.join(CONSISTENT_SYSTEMS)} with a known nu only).")
-        return nan
+        return err, ref
     t_final = float(data.time[-1] - data.time[0])
-    u = samples[:, :, 0].reshape(n * k, *samples.shape[3:])  # (N K, T, X)
-    nu_k = np.repeat(nu, k)  # (N K,)
-    ok = np.isfinite(u).reshape(n * k, -1).all(axis=1) & np.isfinite(nu_k) & (nu_k > 0)
-    err = np.full(n * k, np.nan)
-    if ok.any():
-        err[ok] = consistency_error(u[ok], nu_k[ok], t_final)
-    if not ok.all():
-        notes.append(f"{int((~ok).sum())} samples are not finite or lack nu; their "
-                     "consistency is NaN.")
-    good = np.isfinite(nu) & (nu > 0)
-    ref = np.full(n, np.nan)
-    if good.any():
-        ref[good] = consistency_error(data.truth[good, 0], nu[good], t_final)
-    return err.reshape(n, k), ref
+    for i in tqdm(range(n), desc="re-solve", unit="traj", disable=not progress):
+        if not (np.isfinite(nu[i]) and nu[i] > 0):
+            continue
+        u = np.concatenate([samples[i, :, 0], data.truth[i, 0][None]])  # (K + 1, T, X)
+        ok = np.isfinite(u).reshape(k + 1, -1).all(axis=1)
+        e = np.full(k + 1, np.nan)
+        e[ok] = consistency_error(u[ok], nu[i], t_final)
+        err[i], ref[i] = e[:k], e[k]
+    bad = int(np.isnan(err).sum())
+    if bad:
+        notes.append(f"{bad} samples are not finite or lack nu; their consistency is NaN.")
+    return err, ref
 
 
 def _per_member(fn, samples: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -307,8 +325,8 @@ def build_report(data: HeldOut, samples: np.ndarray, cons: np.ndarray, cons_trut
 def run_evaluation(model_dir: str | os.PathLike, data_path: str | os.PathLike,
                    split: str = "test", steps: int = 10, sampler: str = "dpmpp_2m",
                    num_samples: int = 1, limit: int | None = None, seed: int = 0,
-                   batch_size: int = 16, *, device: str = "cpu",
-                   progress: bool = True) -> Evaluation:
+                   batch_size: int = 16, *, device: str = "cpu", progress: bool = True,
+                   check_consistency: bool = True) -> Evaluation:
     """Generate for every held-out trajectory and score; see :func:`evaluate`."""
     from genphys.pipelines import TextToSimulationPipeline
 
@@ -316,13 +334,19 @@ def run_evaluation(model_dir: str | os.PathLike, data_path: str | os.PathLike,
     if not Path(data_path).is_file():
         raise UserInputError(f"data file {str(data_path)!r} does not exist.")
     pipe = TextToSimulationPipeline.from_pretrained(model_dir, device=device)
-    data = load_held_out(pipe.spec, data_path, split, limit)
+    fractions = split_fractions(model_dir)
+    data = load_held_out(pipe.spec, data_path, split, limit, fractions)
     notes: list[str] = []
     samples = generate(pipe, data, steps, sampler, num_samples, seed, batch_size, progress,
                        notes)
-    cons, cons_truth = consistency(data, samples, notes)
+    if check_consistency:
+        cons, cons_truth = consistency(data, samples, notes, progress)
+    else:
+        cons, cons_truth = np.full(samples.shape[:2], np.nan), np.full(len(samples), np.nan)
+        notes.append("physical consistency was skipped on request.")
     options = {"model": str(model_dir), "data": str(data_path), "split": split, "steps": steps,
-               "sampler": sampler, "num_samples": num_samples, "limit": limit, "seed": seed}
+               "sampler": sampler, "num_samples": num_samples, "limit": limit, "seed": seed,
+               "split_fractions": list(fractions)}
     report, per_time = build_report(data, samples, cons, cons_truth, options, notes,
                                     list(pipe.spec.field_names))
     return Evaluation(report=report, data=data, samples=samples, per_time=per_time,
@@ -332,10 +356,12 @@ def run_evaluation(model_dir: str | os.PathLike, data_path: str | os.PathLike,
 def evaluate(model_dir: str | os.PathLike, data_path: str | os.PathLike, split: str = "test",
              steps: int = 10, sampler: str = "dpmpp_2m", num_samples: int = 1,
              limit: int | None = None, seed: int = 0, batch_size: int = 16, *,
-             device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+             device: str = "cpu", progress: bool = True,
+             check_consistency: bool = True) -> dict[str, Any]:
     """Metrics of a model's samples vs held-out solver trajectories, as a JSON-able dict."""
     return run_evaluation(model_dir, data_path, split, steps, sampler, num_samples, limit, seed,
-                          batch_size, device=device, progress=progress).report
+                          batch_size, device=device, progress=progress,
+                          check_consistency=check_consistency).report
 
 
 def json_safe(obj: Any) -> Any:
