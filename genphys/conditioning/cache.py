@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
@@ -58,11 +59,21 @@ class CaptionCache:
         return caption in self.index
 
     def _encode(self, captions: list[str]) -> TextEmbedding:
-        parts = [self.encoder.encode(captions[i:i + self.batch_size], fixed_length=True)
-                 for i in range(0, len(captions), self.batch_size)]
-        return TextEmbedding(torch.cat([p.tokens for p in parts]).cpu(),
-                             torch.cat([p.mask for p in parts]).cpu(),
-                             torch.cat([p.pooled for p in parts]).cpu())
+        """Encode in batches of similar token length (padding only to the batch's longest
+        caption, then zero-padded to ``max_length``: the encoder zeroes padded positions and
+        masks them in attention, so this equals fixed-length encoding up to rounding)."""
+        ids = self.encoder.tokenizer(captions, verbose=False)["input_ids"]
+        order = sorted(range(len(captions)), key=lambda i: len(ids[i]))
+        tokens, mask, pooled = [], [], []
+        for i in range(0, len(order), self.batch_size):
+            e = self.encoder.encode([captions[j] for j in order[i:i + self.batch_size]])
+            pad = self.length - e.tokens.shape[1]
+            tokens.append(F.pad(e.tokens.cpu(), (0, 0, 0, pad)))  # (b, max_length, D)
+            mask.append(F.pad(e.mask.cpu(), (0, pad)))  # (b, max_length)
+            pooled.append(e.pooled.cpu())
+        back = torch.argsort(torch.tensor(order))  # sorted position of each caption
+        return TextEmbedding(torch.cat(tokens)[back], torch.cat(mask)[back],
+                             torch.cat(pooled)[back])
 
     def _add(self, captions: list[str], emb: TextEmbedding) -> None:
         for c in captions:

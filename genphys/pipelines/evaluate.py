@@ -54,6 +54,34 @@ def by_decade(nu: np.ndarray, err: np.ndarray) -> dict[str, float]:
     return {f"[1e{d}, 1e{d + 1})": float(err[dec == d].mean()) for d in sorted(set(dec))}
 
 
+def fit_viscosity(u: np.ndarray, t_final: float, grid: np.ndarray | None = None,
+                  n_modes: int = 256) -> np.ndarray:
+    """Viscosity of each Burgers trajectory ``u (B, T, X)`` by simulation: the nu whose
+    spectral re-solve from u's own first frame matches u best in relative L2 (a grid search
+    in log nu, refined by a parabola through the best point and its neighbours), shape (B,)."""
+    from genphys.physics.spectral1d import relative_l2, resolve_from_first_frame
+
+    u = np.asarray(u, dtype=np.float64)
+    grid = np.geomspace(5e-4, 2e-1, 17) if grid is None else np.asarray(grid, dtype=np.float64)
+    err = np.stack([relative_l2(u, resolve_from_first_frame(u[:, 0], nu, u.shape[1], t_final,
+                                                             n_modes)) for nu in grid], 1)
+    k = np.clip(err.argmin(1), 1, len(grid) - 2)  # (B,) interior best index
+    lg, rows = np.log(grid), np.arange(len(u))
+    e0, e1, e2 = err[rows, k - 1], err[rows, k], err[rows, k + 1]
+    h = lg[1] - lg[0]  # uniform step in log nu
+    denom = e0 - 2 * e1 + e2
+    shift = np.where(denom > 0, 0.5 * (e0 - e2) / np.where(denom > 0, denom, 1.0), 0.0)
+    return np.exp(lg[k] + h * np.clip(shift, -1.0, 1.0))
+
+
+def adherence(nu_asked: np.ndarray, nu_fit: np.ndarray) -> dict[str, float]:
+    """How well fitted viscosities follow the asked ones: Pearson r of log10 values and the
+    mean absolute log10 error (decades)."""
+    a, f = np.log10(nu_asked), np.log10(nu_fit)
+    return {"log10_corr": float(np.corrcoef(a, f)[0, 1]),
+            "mean_abs_log10_err": float(np.abs(a - f).mean())}
+
+
 def rollout_errors(roll: RolloutPipeline, items: dict[str, np.ndarray], steps: int,
                    sampler: str, dt: float) -> dict[str, list[float]]:
     """Errors per window of a 2x-window rollout vs the spectral re-solve from frame 0.

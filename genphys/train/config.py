@@ -34,8 +34,15 @@ class DataConfig:
     condition: Literal["none", "first_frame"] = "none"  # field conditioning via cond slot
     params: bool = False  # feed the PDE parameters through the params slot
     param_transform: Literal["none", "log10"] = "none"  # log10: positive params (viscosity)
+    text: Literal["none", "pooled", "tokens", "both"] = "none"  # caption slots fed to the model
+    text_encoder: dict[str, Any] = field(default_factory=dict)  # TextEncoderConfig fields
+    caption_cache: str | None = None  # embedding cache folder (None: <path>.captions/)
+    caption_choice: Literal["epoch", "random", "first"] = "epoch"  # which caption per item
 
     def __post_init__(self) -> None:
+        if self.text_encoder and self.text == "none":
+            raise UserInputError("data.text_encoder is set but data.text='none'; choose "
+                                 "data.text: pooled, tokens or both.")
         for name in ("batch_size", "time_stride", "space_stride"):
             if getattr(self, name) < 1:
                 raise UserInputError(f"data.{name}={getattr(self, name)} must be >= 1.")

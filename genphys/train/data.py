@@ -3,7 +3,7 @@ representation (packed wavelet channels; level 0 = raw grid) and the batch -> in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,13 @@ def open_datasets(cfg: DataConfig) -> tuple[TrajectoryDataset, TrajectoryDataset
         raise DataFormatError(f"data.path={cfg.path!r} does not exist; generate a file with "
                               "`genphys data SYSTEM --num N --out FILE` or fix the path.")
     fields = list(cfg.fields) if cfg.fields is not None else None
-    train = TrajectoryDataset(path, "train", cfg.split_fractions, fields=fields)
+    train = TrajectoryDataset(path, "train", cfg.split_fractions, fields=fields,
+                              caption_choice=cfg.caption_choice)
     if train.kind != "grid":
         raise DataFormatError(f"{path} holds mesh trajectories; the trainer needs grid data "
                               "(mesh data trains through the autoencoder).")
-    val = TrajectoryDataset(path, "val", cfg.split_fractions, fields=fields, stats=train.stats)
+    val = TrajectoryDataset(path, "val", cfg.split_fractions, fields=fields, stats=train.stats,
+                            caption_choice="first")
     if len(train) < cfg.batch_size:
         raise UserInputError(f"the train split of {path} has {len(train)} trajectories, fewer "
                              f"than data.batch_size={cfg.batch_size}; add data or lower it.")
@@ -85,8 +87,12 @@ def crop(x: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
 
 
 def model_inputs(batch: dict[str, Any], cfg: DataConfig, rep: WaveletRepresentation,
-                 device: torch.device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(x0 in model space, conditions as backbone keywords) of a dataset batch."""
+                 device: torch.device, text: Callable[[list[str]], dict[str, torch.Tensor]]
+                 | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(x0 in model space, conditions as backbone keywords) of a dataset batch.
+
+    ``text`` maps the batch's captions to the text slots (a ``CaptionConditioner``).
+    """
     x = crop(batch["x"].to(device), cfg)  # (B, C, T, *space), normalized
     cond: dict[str, torch.Tensor] = {}
     if cfg.condition == "first_frame":
@@ -95,6 +101,8 @@ def model_inputs(batch: dict[str, Any], cfg: DataConfig, rep: WaveletRepresentat
     if cfg.params:
         p = batch["params"].to(device).float()  # (B, P); NaN rows = unknown (null embedding)
         cond["params"] = param_transform(p, cfg.param_transform)
+    if text is not None:
+        cond.update(text(list(batch["caption"])))
     return rep.encode(x), cond
 
 

@@ -32,7 +32,7 @@ def evaluate_export(path: str | os.PathLike, *, sampler: str = "rf_euler", steps
     for start in range(0, n, batch_size):
         idx = list(range(start, min(start + batch_size, n)))
         batch = torch.utils.data.default_collate([ds[i] for i in idx])
-        x0, cond = model_inputs(batch, cfg.data, task.rep, torch.device("cpu"))
+        x0, cond = model_inputs(batch, cfg.data, task.rep, torch.device("cpu"), task.text)
         out = task.objective.sample(exp["model"], x0.shape, cond=cond or None, sampler=sampler,
                                     steps=steps, sigmas=sigmas,
                                     generator=[seed + i for i in idx])

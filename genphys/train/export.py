@@ -7,6 +7,7 @@ Layout of ``<output_dir>/export/``::
     config.yaml                              the resolved training experiment
     normalization.json                       per-channel mean/std of the training split
     representation.json                      wavelet options and model/field shapes
+    text_encoder.json                        text encoder config (text-conditioned models only)
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ FILES = ("backbone/config.json", "config.yaml", "normalization.json", "represent
 
 def write_export(model: nn.Module, out_dir: str | os.PathLike, cfg: ExperimentConfig,
                  stats: Stats | None, coeff_shape: tuple[int, ...],
-                 field_shape: tuple[int, ...]) -> Path:
-    """Write ``model`` (``save_pretrained``) and its metadata atomically into ``out_dir``."""
+                 field_shape: tuple[int, ...], text_encoder: Any = None) -> Path:
+    """Write ``model`` (``save_pretrained``) and its metadata atomically into ``out_dir``.
+
+    ``text_encoder`` (a ``TextEncoderConfig``) is written as ``text_encoder.json`` so that a
+    pipeline loading the folder encodes prompts with the encoder the model was trained with.
+    """
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp / "backbone", safe_serialization=True)
         (tmp / "config.yaml").write_text(to_yaml(cfg))
@@ -42,6 +47,8 @@ def write_export(model: nn.Module, out_dir: str | os.PathLike, cfg: ExperimentCo
                "coeff_shape": list(coeff_shape), "field_shape": list(field_shape),
                "condition": cfg.data.condition, "params": cfg.data.params}
         (tmp / "representation.json").write_text(json.dumps(rep, indent=1))
+        if text_encoder is not None:
+            (tmp / "text_encoder.json").write_text(json.dumps(text_encoder.to_dict(), indent=1))
     return Path(out_dir)
 
 

@@ -94,14 +94,15 @@ class ReflowTask(DiffusionTask):
         for start in range(0, n, bs):
             idx = [i % len(self.train_ds) for i in range(start, min(start + bs, n))]
             batch = torch.utils.data.default_collate([self.train_ds[i] for i in idx])
-            _, cond = model_inputs(batch, self.cfg.data, self.rep, self.device)
+            _, cond = model_inputs(batch, self.cfg.data, self.rep, self.device, self.text)
             z = torch.stack([torch.randn(self.coeff_shape, generator=torch.Generator()
                                          .manual_seed(self.cfg.train.seed * 100_003 + i))
                              for i in range(start, start + len(idx))]).to(self.device)
             denoise = self.objective.denoiser(self.teacher, cond or None)
             x1 = samplers.sample(rc.sampler, denoise, float(sigmas[0]) * z, sigmas)
             out.append({"z": z, "x": x1, **cond})
-        return {k: torch.cat([o[k] for o in out]).float().cpu().contiguous() for k in out[0]}
+        cat = {k: torch.cat([o[k] for o in out]).cpu().contiguous() for k in out[0]}
+        return {k: v.float() if v.is_floating_point() else v for k, v in cat.items()}
 
     # ------------------------------------------------------------- loop hooks
     @property

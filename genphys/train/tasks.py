@@ -54,6 +54,11 @@ class DiffusionTask:
                           "is skipped; add trajectories or change data.split_fractions.",
                           stacklevel=2)
         self.objective = build_objective(cfg.objective)
+        self.text = None
+        if cfg.data.text != "none":
+            from genphys.train.text import CaptionConditioner
+
+            self.text = CaptionConditioner(cfg.data, self.device)
         x = crop(self.train_ds[0]["x"][None], cfg.data)  # (1, C, T, *space)
         self.rep = build_representation(cfg.representation, x.ndim)
         self.field_shape = tuple(x.shape[1:])  # (C, T, *space)
@@ -78,6 +83,8 @@ class DiffusionTask:
             fixed["cond_channels"] = c
         if self.cfg.data.params:
             fixed["param_dim"] = len(self.train_ds.param_names)
+        if self.text is not None:
+            fixed.update(self.text.model_kwargs())
         return fixed
 
     def build_model(self) -> nn.Module:
@@ -89,13 +96,20 @@ class DiffusionTask:
     def check_model(self, model: nn.Module) -> None:
         """One no-grad forward on a real batch; a size mismatch becomes one clear sentence."""
         batch = torch.utils.data.default_collate([self.train_ds[0]])
-        x0, cond = model_inputs(batch, self.cfg.data, self.rep, torch.device("cpu"))
+        x0, cond = model_inputs(batch, self.cfg.data, self.rep, torch.device("cpu"),
+                                self._text_on("cpu"))
         try:
             with torch.no_grad():
                 model.to("cpu")(x0, torch.ones(1), **cond)
         except (UserInputError, RuntimeError) as e:
             raise UserInputError(f"the data (model-space shape {tuple(x0.shape[1:])}) does not "
                                  f"fit the model: {e}") from None
+
+    def _text_on(self, device: str) -> Any:
+        """The caption conditioner with its outputs on ``device`` (None without text)."""
+        if self.text is None:
+            return None
+        return lambda caps: {k: v.to(device) for k, v in self.text(caps).items()}
 
     # ------------------------------------------------------------- loop hooks
     @property
@@ -106,7 +120,7 @@ class DiffusionTask:
     def loss(self, model: nn.Module, batch: dict[str, Any],
              generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         """The objective's loss on one batch; all noise comes from ``generator``."""
-        x0, cond = model_inputs(batch, self.cfg.data, self.rep, self.device)
+        x0, cond = model_inputs(batch, self.cfg.data, self.rep, self.device, self.text)
         return self.objective.loss(model, x0, cond=cond or None, generator=generator)
 
     @torch.no_grad()
@@ -118,7 +132,7 @@ class DiffusionTask:
         for k, start in enumerate(range(0, n, bs)):
             items = [self.val_ds[i] for i in range(start, min(start + bs, n))]
             x0, cond = model_inputs(torch.utils.data.default_collate(items), self.cfg.data,
-                                    self.rep, self.device)
+                                    self.rep, self.device, self.text)
             g = torch.Generator(self.device).manual_seed(10_007 + k)
             loss, _ = self.objective.loss(model, x0, cond=cond or None, generator=g)
             losses.append(float(loss) * len(items))
@@ -155,7 +169,7 @@ class DiffusionTask:
         if vc.num_trajectories < 1:
             return out
         batch = fixed_items(self.val_ds, vc.num_trajectories)
-        x0, cond = model_inputs(batch, self.cfg.data, self.rep, self.device)
+        x0, cond = model_inputs(batch, self.cfg.data, self.rep, self.device, self.text)
         pred = self.to_fields(self.sample(model, cond, x0.shape[0], 1234, vc.sampler, vc.steps))
         if self.cfg.data.condition == "first_frame":
             out["val/rel_l2"] = float(relative_l2(pred, self.to_fields(x0)).mean())
@@ -175,4 +189,5 @@ class DiffusionTask:
         """Write the EMA weights and everything a pipeline needs (see ``export.py``)."""
         from genphys.train.export import write_export
 
-        write_export(model, out_dir, self.cfg, self.stats, self.coeff_shape, self.field_shape)
+        write_export(model, out_dir, self.cfg, self.stats, self.coeff_shape, self.field_shape,
+                     text_encoder=None if self.text is None else self.text.encoder_config)
