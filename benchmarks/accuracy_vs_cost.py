@@ -11,7 +11,8 @@ the averaging (the initial cell averages are prepared untimed).
 genphys side: ``TextToSimulationPipeline.from_pretrained(--model)`` conditioned on each test
 trajectory's stored first frame and its viscosity (no caption), one sample per trajectory,
 ``--nfe`` steps of each sampler in ``--samplers`` (rf_euler and dpmpp_2m: NFE = steps);
-optionally a distilled/reflowed ``--distilled`` model at ``--distilled-nfe``. Timed: the whole
+optionally a distilled/reflowed ``--distilled`` model at ``--distilled-nfe`` and a trained
+FNO of ``benchmarks/fno.py`` (``--fno``, its ``--out`` folder) on the same inputs. Timed: the whole
 pipeline call (encode, sample, decode) on batches of ``--batch-size``.
 
 Both sides run with one thread; each setting is repeated ``--repeats`` times and the median
@@ -151,6 +152,46 @@ def model_rows(model_dir: str, label: str, ref: dict[str, Any], nfes: list[int],
     return rows
 
 
+def load_fno(fno_dir: str) -> tuple[Any, Any, dict[str, Any]]:
+    """The ``benchmarks/fno.py`` module, a trained FNO from its folder, and its config."""
+    import importlib.util
+
+    from safetensors.torch import load_file
+
+    spec = importlib.util.spec_from_file_location("bench_fno", ROOT / "benchmarks" / "fno.py")
+    fno = importlib.util.module_from_spec(spec)
+    sys.modules["bench_fno"] = fno  # dataclasses look their module up here
+    spec.loader.exec_module(fno)
+    try:
+        cfg = json.loads((Path(fno_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        raise UserInputError(f"--fno {fno_dir} has no readable config.json; give the --out "
+                             "folder of benchmarks/fno.py.") from None
+    model = fno.FNO1d(fno.FNOConfig(**cfg["fno"]))
+    model.load_state_dict(load_file(str(Path(fno_dir) / "fno.safetensors")))
+    return fno, model.eval(), cfg
+
+
+def fno_rows(fno_dir: str, ref: dict[str, Any], repeats: int, batch: int) -> list[dict[str, Any]]:
+    """One row for a trained FNO of ``benchmarks/fno.py`` (same inputs as the diffusion side)."""
+    fno, model, cfg = load_fno(fno_dir)
+    u0 = torch.as_tensor((ref["u"][:, 0] - cfg["mean"]) / cfg["std"], dtype=torch.float32)
+    nu, frames = torch.as_tensor(ref["nu"], dtype=torch.float32), ref["u"].shape[1]
+
+    @torch.no_grad()
+    def run() -> np.ndarray:
+        parts = [fno.predict(model, u0[s:s + batch], nu[s:s + batch], cfg["mode"], frames)
+                 for s in range(0, len(u0), batch)]
+        return torch.cat(parts).double().numpy() * cfg["std"] + cfg["mean"]  # (M, T, X)
+
+    pred, walls, cpus = timed(run, repeats)
+    rows = [row("FNO (benchmarks/fno.py)", f"{cfg['mode']}, 1 forward"
+                if cfg["mode"] == "oneshot" else f"{cfg['mode']}, {frames - 1} forwards",
+                pred, ref, walls, cpus)]
+    print(format_row(rows[-1]), flush=True)
+    return rows
+
+
 def format_row(r: dict[str, Any]) -> str:
     """One markdown table row."""
     dec = " | ".join(f"{v:.3g}" for v in r["rel_l2_by_decade"].values())
@@ -178,6 +219,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--nfe", type=int, nargs="+", default=[5, 10, 20])
     ap.add_argument("--distilled", default=None, help="few-step (reflow/distilled) export")
     ap.add_argument("--distilled-nfe", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--fno", default=None, help="--out folder of benchmarks/fno.py")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--out-name", default="accuracy_vs_cost", help="'' = write no files")
@@ -197,6 +239,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.model:
         rows += model_rows(args.model, "genphys", ref, args.nfe, args.samplers, args.repeats,
                            args.batch_size)
+    if args.fno:
+        rows += fno_rows(args.fno, ref, args.repeats, args.batch_size)
     if args.distilled:
         rows += model_rows(args.distilled, "genphys distilled", ref, args.distilled_nfe,
                            ["rf_euler"], args.repeats, args.batch_size)
@@ -205,7 +249,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         argv if argv is not None else sys.argv[1:])
     res = {"data": args.data, "split": args.split, "trajectories": len(ref["u"]),
            "repeats": args.repeats, "batch_size": args.batch_size, "threads": 1,
-           "model": args.model, "distilled": args.distilled, "command": cmd, "rows": rows}
+           "model": args.model, "distilled": args.distilled, "fno": args.fno, "command": cmd,
+           "rows": rows}
     lines = [f"Accuracy vs cost on `{args.data}` ({args.split} split, {len(ref['u'])} "
              f"trajectories; relative L2 of the whole 64x32 trajectory to the stored 1024-cell "
              f"reference; medians of {args.repeats} repeats, 1 thread, batches of "

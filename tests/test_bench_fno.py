@@ -134,3 +134,18 @@ def test_solver_rows_reject_a_resolution_that_is_not_a_multiple(tiny_burgers):
     ref = avc.load_reference(str(tiny_burgers), "all", 2)
     with pytest.raises(UserInputError, match="resolution 24"):
         avc.solver_rows(ref, [24], repeats=1, batch=2)
+
+
+def test_fno_row_matches_the_fno_scripts_own_evaluation(tiny_burgers, tmp_path):
+    import argparse
+
+    torch.manual_seed(0)
+    ref = avc.load_reference(str(tiny_burgers), "all", None)
+    model = fno.FNO1d(fno.FNOConfig(out_channels=4, width=8, modes=4, proj_width=16))
+    data = {"u": torch.as_tensor((ref["u"] - 0.1) / 0.5, dtype=torch.float32),
+            "nu": torch.as_tensor(ref["nu"], dtype=torch.float32), "mean": 0.1, "std": 0.5}
+    args = argparse.Namespace(mode="oneshot", data=str(tiny_burgers))
+    fno.save_model(model, data, args, tmp_path / "fno")
+    (r,) = avc.fno_rows(str(tmp_path / "fno"), ref, repeats=1, batch=4)
+    assert r["rel_l2_mean"] == pytest.approx(float(fno.evaluate(model, data, "oneshot").mean()),
+                                             rel=1e-5)
