@@ -300,10 +300,11 @@ def build_report(data: HeldOut, samples: np.ndarray, cons: np.ndarray, cons_trut
     curves = per_time_metrics(data.truth, samples)
     spec_t = M.power_spectrum(data.truth).mean(axis=0)  # (C, S)
     spec_p = M.power_spectrum(samples.reshape(-1, *samples.shape[2:])).mean(axis=0)  # (C, S)
+    n_shell = spec_t.shape[-1]  # shells 0..n_shell-1; bands are [lo, hi)
     report = {
         **options, "system": data.system, "n_trajectories": len(data.truth),
         "field_names": field_names, "param_names": list(data.params), "time": data.time,
-        "fourier_bands": {b: [lo, hi] for b, (lo, hi) in M.BANDS.items()},
+        "fourier_bands": {b: [lo, min(hi or n_shell, n_shell)] for b, (lo, hi) in M.BANDS.items()},
         "summary": _summary({k: v for k, v in per_traj.items() if k != "consistency"},
                             samples, data.truth, cons, cons_truth),
         "per_time": {k: {"mean": v.mean(0), "p10": np.percentile(v, 10, axis=0),
