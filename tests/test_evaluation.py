@@ -249,6 +249,39 @@ def test_eval_end_to_end(trained, capsys):
     assert math.isnan(rep2["summary"]["consistency"]) and "skipped" in rep2["notes"][0]
 
 
+def test_parameter_only_model_gets_each_trajectorys_parameters(trained, tmp_path):
+    """A model without first-frame conditioning: trajectory i is sampled with its own nu."""
+    import torch
+
+    from genphys.backbone import SpaceTimeUNet
+    from genphys.diffusion import ObjectiveConfig, WaveletRepresentation
+    from genphys.evaluation.harness import run_evaluation
+    from genphys.pipelines import PipelineSpec, TextToSimulationPipeline
+
+    torch.manual_seed(0)
+    net = SpaceTimeUNet(in_channels=4, spatial_dims=1, base_channels=8, channel_mult=(1,),
+                        num_heads=1, groups=4, freq_dim=16, param_dim=1).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # zero-initialised output layers would hide nu
+    spec = PipelineSpec(model_kind="unet", objective=ObjectiveConfig().to_dict(),
+                        representation=WaveletRepresentation("haar", 1, (-2, -1)).to_dict(),
+                        field_shape=(1, 8, 32), coeff_shape=(4, 4, 16), params=True,
+                        param_transform="log10", param_names=("nu",), system="burgers1d",
+                        stats={"field_names": ["u"], "mean": [0.0], "std": [1.0], "count": 1})
+    pipe = TextToSimulationPipeline(backbone=net, spec=spec)
+    pipe.save_pretrained(tmp_path / "p")
+    ev = run_evaluation(tmp_path / "p", trained["data"], steps=2, num_samples=2, seed=5,
+                        progress=False, check_consistency=False)
+    assert "not first-frame conditioned" in ev.notes[0]
+    nu = ev.data.params["nu"]
+    assert len(nu) == 2 and nu[0] != nu[1]
+    for i in range(2):
+        ref = pipe(params={"nu": float(nu[i])}, num_samples=2, num_inference_steps=2,
+                   generator=[5 + 2 * i, 5 + 2 * i + 1]).trajectories.numpy()
+        np.testing.assert_allclose(ev.samples[i], ref, rtol=1e-10)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--steps", "0"], "num_inference_steps=0 is invalid"),
     (["--sampler", "nope"], "sampler='nope' is unknown"),

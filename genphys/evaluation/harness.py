@@ -170,12 +170,17 @@ def generate(pipe: Any, data: HeldOut, steps: int, sampler: str, num_samples: in
     and (text models) first caption."""
     from tqdm.auto import tqdm
 
-    text = _takes_text(pipe, notes) and all(data.captions)
+    text = _takes_text(pipe, notes)
+    if text and not all(data.captions):
+        text = False
+        notes.append("some trajectories have no caption; sampled without captions.")
     n, k = len(data.truth), num_samples
     cond_state = pipe.spec.condition == "first_frame"
     if not cond_state:
         notes.append("the model is not first-frame conditioned; samples are conditioned on "
                      "parameters/captions only.")
+        if not text:  # the pipeline takes one parameter set per call without states or prompts
+            batch_size = 1
     out = []
     with tqdm(total=n, desc="eval", unit="traj", disable=not progress) as bar:
         for lo in range(0, n, batch_size):
