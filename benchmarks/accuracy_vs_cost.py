@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -233,6 +234,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise UserInputError(f"--repeats {args.repeats} and --batch-size {args.batch_size} "
                              "must be at least 1.")
     torch.set_num_threads(1)
+    load0 = os.getloadavg()[0]
     ref = load_reference(args.data, args.split, args.limit)
     print(f"{len(ref['u'])} {args.split} trajectories of {args.data}", flush=True)
     rows = solver_rows(ref, args.resolutions, args.repeats, args.batch_size)
@@ -250,11 +252,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res = {"data": args.data, "split": args.split, "trajectories": len(ref["u"]),
            "repeats": args.repeats, "batch_size": args.batch_size, "threads": 1,
            "model": args.model, "distilled": args.distilled, "fno": args.fno, "command": cmd,
-           "rows": rows}
+           "loadavg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)],
+           "cpu_count": os.cpu_count(), "rows": rows}
     lines = [f"Accuracy vs cost on `{args.data}` ({args.split} split, {len(ref['u'])} "
              f"trajectories; relative L2 of the whole 64x32 trajectory to the stored 1024-cell "
              f"reference; medians of {args.repeats} repeats, 1 thread, batches of "
-             f"{args.batch_size}).", "", "```", cmd, "```", "", *table(rows, decades), ""]
+             f"{args.batch_size}; 1-minute load average {res['loadavg_1min'][0]} at the start, "
+             f"{res['loadavg_1min'][1]} at the end, {os.cpu_count()} cores).", "", "```", cmd,
+             "```", "", *table(rows, decades), ""]
     print("\n".join(lines))
     if args.out_name:
         out = ROOT / "benchmarks" / "results" / args.out_name
