@@ -91,12 +91,13 @@ def test_cli_gif_generate_and_rollout(export, capsys):
 
     d = export
     assert main(["generate", "--init", f"{d / 'b.h5'}:1", "--model", str(d / "export"),
-                 "--num-samples", "3", "--steps", "2", "--gif", str(d / "g.gif")]) == 0
+                 "--num-samples", "3", "--steps", "2", "--gif", str(d / "g.gif"),
+                 "--out", str(d / "g.h5")]) == 0
     assert f"wrote {d / 'g.gif'}" in capsys.readouterr().out
     assert len(frames(d / "g.gif")) == 16
     assert main(["rollout", "--model", str(d / "export"), "--init", f"{d / 'b.h5'}:0",
                  "--horizon", "20", "--ensemble", "2", "--steps", "2",
-                 "--gif", str(d / "r.gif")]) == 0
+                 "--gif", str(d / "r.gif"), "--out", str(d / "r.h5")]) == 0
     assert len(frames(d / "r.gif")) == 20
 
 
