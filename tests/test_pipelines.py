@@ -185,9 +185,14 @@ def test_export_folder_matches_trainer_sampling(tmp_path):
     first = task.train_ds.denormalize(batch["x"][:, :, 0], channel_dim=1)[0]  # (C, X)
     names = pipe.spec.param_names
     params = {n: float(batch["params"][0, j]) for j, n in enumerate(names)}
-    out = pipe(initial_state=first, params=params, num_samples=2, generator=40,
-               sampler="rf_euler", num_inference_steps=3).trajectories
+    kw = dict(initial_state=first, params=params, num_samples=2, generator=40,
+              sampler="rf_euler", num_inference_steps=3)
+    out = pipe(**kw, impose_initial_state=False).trajectories
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    imposed = pipe(**kw).trajectories  # default: frame 0 equals the given state exactly
+    torch.testing.assert_close(imposed[:, :, 0], first.double().expand(2, -1, -1), rtol=1e-5,
+                               atol=1e-6)  # fp32 round trip through the wavelets
+    assert (imposed[:, :, 1:] - out[:, :, 1:]).abs().max() > 0  # and the rest follows it
 
 
 def test_initial_state_on_another_grid_is_interpolated(pipe):
@@ -280,6 +285,10 @@ def test_cli_generate_and_rollout(burgers_export, capsys):
         item = f[1]
         assert item["fields"].shape == (1, 16, 32) and item["params"]["nu"] == 0.01
         assert item["captions"][0] == "Burgers flow, viscosity 0.01, one bump"
+    rc = main(["generate", "a shock", "--model", str(d / "export"), "--steps", "2",
+               "--out", str(d / "nonu.h5"), "--plot", str(d / "nonu.png")])
+    out = capsys.readouterr().out  # no viscosity stated: --check (default on) infers it
+    assert rc == 0 and "nu inferred from the trajectory" in out and (d / "nonu.png").is_file()
     rc = main(["rollout", "--model", str(d / "export"), "--init", f"{d / 'b.h5'}:2",
                "--horizon", "40", "--overlap", "2", "--ensemble", "2", "--steps", "2",
                "--out", str(d / "roll.h5")])
@@ -294,7 +303,6 @@ def test_cli_generate_and_rollout(burgers_export, capsys):
     (["generate", "x", "--model", "{export}", "--sampler", "foo"], "valid names"),
     (["generate", "x", "--model", "{export}", "--steps", "0"], "num_inference_steps=0"),
     (["generate", "x", "--model", "{missing}"], "does not exist"),
-    (["generate", "a shock", "--model", "{export}", "--check"], "needs the viscosity"),
     (["generate", "x", "--model", "{export}", "--param", "nu"], "NAME=NUMBER"),
     (["rollout", "--model", "{export}", "--init", "{missing}", "--horizon", "9"],
      "does not exist"),
@@ -348,10 +356,15 @@ def test_consistency_check_on_solver_data(burgers_export):
         items = [f[i] for i in range(3)]
     u = torch.tensor(np.stack([it["fields"] for it in items]))  # (3, 1, T, X)
     nu = np.array([it["params"]["nu"] for it in items])
-    err = consistency(spec, u, {"nu": nu})
-    bumped = consistency(spec, u * 1.1, {"nu": nu})
+    err, used, inferred = consistency(spec, u, {"nu": nu})
+    bumped, _, _ = consistency(spec, u * 1.1, {"nu": nu})
     print("consistency on solver data", err, "scaled by 1.1", bumped)
     assert err.max() < 1e-6 and bumped.min() > 5e-3  # measured 2.7e-8 and 9.4e-3
+    assert not inferred.any() and np.array_equal(used, nu)
+    # viscosity not stated: inferred by re-solving, close to the solver's own value
+    err2, fit, inferred = consistency(spec, u, {"nu": np.full(3, np.nan)})
+    print("inferred nu", fit, "true", nu, "error", err2)
+    assert inferred.all() and np.abs(np.log10(fit / nu)).max() < 0.1 and err2.max() < 1e-2
     np.testing.assert_allclose(rel_l2(u.numpy() * 1.1, u.numpy()), 0.1, rtol=1e-6)
     assert by_decade(np.array([2e-3, 5e-3, 0.02]), np.array([1.0, 3.0, 5.0])) == {
         "[1e-3, 1e-2)": 2.0, "[1e-2, 1e-1)": 5.0}

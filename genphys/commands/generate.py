@@ -9,20 +9,25 @@ from genphys.errors import UserInputError
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``generate`` and ``rollout``: model, sampler, seeds, output."""
-    p.add_argument("--model", required=True, help="pipeline folder or `genphys train` export")
+    p.add_argument("--model", default=None,
+                   help="pipeline folder or `genphys train` export (default: the shipped "
+                   "burgers1d model, genphys/models/burgers1d)")
     p.add_argument("--steps", type=int, default=10, help="sampler steps (default 10)")
     p.add_argument("--sampler", default="dpmpp_2m", help="samplers.SAMPLERS name")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     p.add_argument("--seed", type=int, default=0, help="sample i uses seed + i")
     p.add_argument("--param", dest="params", action="append", default=[], metavar="NAME=VALUE",
                    help="PDE parameter (e.g. nu=0.01); repeatable")
-    p.add_argument("--out", default=None, help="output HDF5 file (data engine schema)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--plot", default=None, help="PNG of the first trajectory")
+    p.add_argument("--out", default=None,
+                   help="output HDF5 file (data engine schema; default sim.h5, replaced)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--plot", default=None, help="PNG of the first trajectory (default: the "
+                   "--out name with .png)")
     p.add_argument("--gif", default=None, type=_gif_path,
                    help="animated GIF of the trajectory (1D: ensemble mean +- std if several)")
-    p.add_argument("--check", action="store_true",
-                   help="print the physical-consistency error (Burgers re-solve)")
+    p.add_argument("--check", action=argparse.BooleanOptionalAction, default=None,
+                   help="print the physical-consistency error (Burgers re-solve; default on "
+                   "for burgers1d models)")
 
 
 def _gif_path(value: str) -> str:
@@ -63,6 +68,16 @@ def parse_params(items: list[str]) -> dict[str, float]:
     return out
 
 
+def output_defaults(args: argparse.Namespace, stem: str) -> None:
+    """Fill ``--out`` (``stem.h5``, replaced) and ``--plot`` (beside ``--out``) if not given."""
+    from pathlib import Path
+
+    if args.out is None:
+        args.out, args.overwrite = f"{stem}.h5", True
+    if args.plot is None:
+        args.plot = str(Path(args.out).with_suffix(".png"))
+
+
 def finish(args: argparse.Namespace, spec, traj, params, captions, seeds, attrs) -> None:
     """Write ``--out``/``--plot``/``--gif``, print the ``--check`` error (shared with rollout)."""
     import tempfile
@@ -70,10 +85,13 @@ def finish(args: argparse.Namespace, spec, traj, params, captions, seeds, attrs)
 
     from genphys.pipelines.io import consistency, to_grid_trajectories, write_output
 
-    if args.check:
-        err = consistency(spec, traj, params)
-        print(f"physical-consistency error (relative L2 vs re-solve from frame 0): mean "
-              f"{err.mean():.4g}; per sample {', '.join(f'{e:.4g}' for e in err)}")
+    check = args.check if args.check is not None else spec.system == "burgers1d"
+    if check:
+        err, nu, inferred = consistency(spec, traj, params)
+        how = "; nu inferred from the trajectory: " + ", ".join(
+            f"{v:.3g}" for v in nu[inferred]) if inferred.any() else ""
+        print(f"physical-consistency error (relative L2 vs a numerical re-solve from frame 0"
+              f"{how}): mean {err.mean():.4g}; per sample {', '.join(f'{e:.4g}' for e in err)}")
     batch = to_grid_trajectories(spec, traj, params, captions, seeds, attrs)
     if args.out:
         print(f"wrote {write_output(args.out, batch, args.overwrite)}")
@@ -93,9 +111,12 @@ def run(args: argparse.Namespace) -> int:
     """Generate ``--num-samples`` trajectories and write/plot/check them."""
     import numpy as np
 
+    from genphys.models import resolve_model
     from genphys.pipelines import TextToSimulationPipeline
     from genphys.pipelines.io import load_initial_state
 
+    output_defaults(args, "sim")
+    args.model = str(resolve_model(args.model))
     params, state = parse_params(args.params), None
     if args.init:
         state, file_params = load_initial_state(args.init)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from genphys.commands.generate import add_model_options, finish, parse_params
+from genphys.commands.generate import add_model_options, finish, output_defaults, parse_params
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,9 +26,12 @@ def run(args: argparse.Namespace) -> int:
     """Roll out, print the ensemble spread, and write/plot/check the members."""
     import numpy as np
 
+    from genphys.models import resolve_model
     from genphys.pipelines import RolloutPipeline
     from genphys.pipelines.io import load_initial_state
 
+    output_defaults(args, "rollout")
+    args.model = str(resolve_model(args.model))
     state, file_params = load_initial_state(args.init)
     pipe = RolloutPipeline.from_pretrained(args.model)
     params = {**file_params, **parse_params(args.params)}

@@ -147,8 +147,8 @@ class Objective:
         Default: uniform in log-SNR (Lu et al. 2022), measured 2.6x more accurate than Karras'
         rho = 7 grid for DPM-Solver++(2M) at 20 steps on the exact Gaussian problem (tests).
         """
-        return samplers.get_sigmas(kind, steps, sigma_min=self.sigma_min,
-                                   sigma_max=self.sigma_max, **opts)
+        opts = {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max, **opts}
+        return samplers.get_sigmas(kind, steps, **opts)  # opts may override the range
 
     def guided_denoiser(self, model: nn.Module | Callable, cond: Mapping[str, Any] | None,
                         guidance: float | Mapping[str, float] | None) -> Denoiser:

@@ -142,3 +142,27 @@ def consistency_error(u: np.ndarray, nu, t_final: float, n_modes: int | None = N
         raise UserInputError(f"expected trajectories of shape (B, T, X), got shape {u.shape}.")
     ref = resolve_from_first_frame(u[:, 0], nu, u.shape[1], t_final, n_modes)
     return relative_l2(u, ref)
+
+
+def fit_viscosity(u: np.ndarray, t_final: float, grid: np.ndarray | None = None,
+                  n_modes: int = 256, refine: int = 2) -> np.ndarray:
+    """Viscosity of each Burgers trajectory ``u (B, T, X)`` by simulation: the nu whose
+    spectral re-solve from u's own first frame matches u best in relative L2. A grid search
+    in log nu, then ``refine`` rounds of a 5-point grid spanning the best point's neighbours,
+    then a parabola through the best point and its neighbours; shape (B,)."""
+    u = np.asarray(u, dtype=np.float64)
+    lg = np.log(np.geomspace(5e-4, 2e-1, 17) if grid is None else np.asarray(grid, float))
+    lg = np.broadcast_to(lg, (len(u), len(lg)))  # (B, K) per-trajectory grids
+    for round_ in range(refine + 1):
+        err = np.stack([relative_l2(u, resolve_from_first_frame(u[:, 0], np.exp(lg[:, j]),
+                                                                 u.shape[1], t_final, n_modes))
+                        for j in range(lg.shape[1])], 1)  # (B, K)
+        k = np.clip(err.argmin(1), 1, lg.shape[1] - 2)  # (B,) interior best index
+        rows = np.arange(len(u))
+        h = lg[rows, k] - lg[rows, k - 1]  # (B,) grid step around the best point
+        if round_ < refine:
+            lg = lg[rows, k][:, None] + h[:, None] * np.linspace(-1, 1, 5)  # (B, 5)
+    e0, e1, e2 = err[rows, k - 1], err[rows, k], err[rows, k + 1]
+    denom = e0 - 2 * e1 + e2
+    shift = np.where(denom > 0, 0.5 * (e0 - e2) / np.where(denom > 0, denom, 1.0), 0.0)
+    return np.exp(lg[rows, k] + h * np.clip(shift, -1.0, 1.0))

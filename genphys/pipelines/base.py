@@ -204,8 +204,9 @@ class SimulationPipeline(DiffusionPipeline):
     def _impose_frames(self, frames: Tensor, k: int):
         """x0 correction: the first k frames of the decoded x0 estimate are set to ``frames``."""
         def fix(x0: Tensor, sigma: Tensor) -> Tensor:
-            x = self.rep.decode(x0)  # (B, C, T, *space), normalized units
-            x = torch.cat([frames.to(x), x[:, :, k:]], dim=2)
+            x = self.rep.decode(x0)  # (m B, C, T, *space), normalized units
+            f = frames.to(x).repeat_interleave(x.shape[0] // frames.shape[0], 0)  # FKC: m B
+            x = torch.cat([f, x[:, :, k:]], dim=2)
             return self.rep.encode(x)
 
         return fix

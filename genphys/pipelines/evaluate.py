@@ -39,12 +39,12 @@ def test_items(pipe: Any, data: str, split: str, num: int) -> dict[str, np.ndarr
 
 
 def ic_errors(pipe: TextToSimulationPipeline, items: dict[str, np.ndarray], steps: int,
-              sampler: str, seed: int = 0) -> np.ndarray:
+              sampler: str, seed: int = 0, **kw: Any) -> np.ndarray:
     """Relative L2 of one sample per trajectory, conditioned on its frame 0 and parameters."""
     x = items["x"]
     params = {n: items["params"][:, j] for j, n in enumerate(items["names"])}
     out = pipe(initial_state=x[:, :, 0], params=params, num_inference_steps=steps,
-               sampler=sampler, generator=seed)
+               sampler=sampler, generator=seed, **kw)
     return rel_l2(out.trajectories.numpy(), x)
 
 
@@ -52,26 +52,6 @@ def by_decade(nu: np.ndarray, err: np.ndarray) -> dict[str, float]:
     """Mean error per viscosity decade ``[1e-3, 1e-2)`` etc."""
     dec = np.floor(np.log10(nu)).astype(int)
     return {f"[1e{d}, 1e{d + 1})": float(err[dec == d].mean()) for d in sorted(set(dec))}
-
-
-def fit_viscosity(u: np.ndarray, t_final: float, grid: np.ndarray | None = None,
-                  n_modes: int = 256) -> np.ndarray:
-    """Viscosity of each Burgers trajectory ``u (B, T, X)`` by simulation: the nu whose
-    spectral re-solve from u's own first frame matches u best in relative L2 (a grid search
-    in log nu, refined by a parabola through the best point and its neighbours), shape (B,)."""
-    from genphys.physics.spectral1d import relative_l2, resolve_from_first_frame
-
-    u = np.asarray(u, dtype=np.float64)
-    grid = np.geomspace(5e-4, 2e-1, 17) if grid is None else np.asarray(grid, dtype=np.float64)
-    err = np.stack([relative_l2(u, resolve_from_first_frame(u[:, 0], nu, u.shape[1], t_final,
-                                                             n_modes)) for nu in grid], 1)
-    k = np.clip(err.argmin(1), 1, len(grid) - 2)  # (B,) interior best index
-    lg, rows = np.log(grid), np.arange(len(u))
-    e0, e1, e2 = err[rows, k - 1], err[rows, k], err[rows, k + 1]
-    h = lg[1] - lg[0]  # uniform step in log nu
-    denom = e0 - 2 * e1 + e2
-    shift = np.where(denom > 0, 0.5 * (e0 - e2) / np.where(denom > 0, denom, 1.0), 0.0)
-    return np.exp(lg[k] + h * np.clip(shift, -1.0, 1.0))
 
 
 def adherence(nu_asked: np.ndarray, nu_fit: np.ndarray) -> dict[str, float]:
@@ -82,8 +62,47 @@ def adherence(nu_asked: np.ndarray, nu_fit: np.ndarray) -> dict[str, float]:
             "mean_abs_log10_err": float(np.abs(a - f).mean())}
 
 
+def stated_prompts(data: str, split: str, num: int) -> tuple[list[str], np.ndarray]:
+    """Up to ``num`` held-out captions that state the viscosity, and the value they state."""
+    from genphys.data import TrajectoryDataset, open_trajectories
+    from genphys.pipelines.spec import parse_params
+
+    ds = TrajectoryDataset(data, split, normalize=False)
+    prompts, nus = [], []
+    with open_trajectories(data) as f:
+        for i in ds.indices:
+            for cap in f[i]["captions"]:
+                nu = parse_params(cap, ("nu",)).get("nu")
+                if nu is not None:
+                    prompts.append(cap)
+                    nus.append(nu)
+                    break
+            if len(prompts) == num:
+                break
+    return prompts, np.asarray(nus)
+
+
+def text_adherence(pipe: TextToSimulationPipeline, prompts: list[str], nu: np.ndarray,
+                   scales: Sequence[float], steps: int, sampler: str,
+                   **kw: Any) -> dict[float, dict[str, float]]:
+    """Text-only generation per guidance scale: how well the viscosity fitted to each sample
+    follows the prompt's (``adherence``), and the physical-consistency error at that nu."""
+    from genphys.physics.spectral1d import consistency_error, fit_viscosity
+
+    time = np.asarray(pipe.spec.extra.get("time", [0.0, 1.0]))
+    t_final = float(time[-1] - time[0])
+    out = {}
+    for g in scales:
+        traj = pipe(prompts, guidance_scale=float(g), num_inference_steps=steps,
+                    sampler=sampler, generator=0, **kw).trajectories[:, 0].numpy()  # (N, T, X)
+        fit = fit_viscosity(traj, t_final)
+        out[float(g)] = {**adherence(nu, fit),
+                         "consistency": float(consistency_error(traj, nu, t_final).mean())}
+    return out
+
+
 def rollout_errors(roll: RolloutPipeline, items: dict[str, np.ndarray], steps: int,
-                   sampler: str, dt: float) -> dict[str, list[float]]:
+                   sampler: str, dt: float, **kw: Any) -> dict[str, list[float]]:
     """Errors per window of a 2x-window rollout vs the spectral re-solve from frame 0.
 
     ``median``: median relative L2 per window; ``vs_start``: mean ||pred - ref|| over the
@@ -96,7 +115,7 @@ def rollout_errors(roll: RolloutPipeline, items: dict[str, np.ndarray], steps: i
     t_win = x.shape[2]
     horizon = 2 * t_win - 1
     r = roll(x[:, :, 0], horizon, overlap=1, num_inference_steps=steps, sampler=sampler,
-             params={"nu": nu})
+             params={"nu": nu}, **kw)
     ref = resolve_from_first_frame(x[:, 0, 0], nu, horizon, dt * (horizon - 1))  # (N, H, X)
     pred = r.trajectories[:, 0, 0].numpy()  # (N, H, X), member 0
     norm0 = np.linalg.norm(ref[:, :t_win].reshape(len(ref), -1), axis=1)
@@ -110,31 +129,55 @@ def rollout_errors(roll: RolloutPipeline, items: dict[str, np.ndarray], steps: i
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Print the IC-conditioned errors per step count and the rollout error per window."""
+    """Print (and optionally save as JSON) the issue 7 figures of a Burgers model."""
+    import json
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")
     ap.add_argument("data")
     ap.add_argument("--split", default="test")
     ap.add_argument("--num", type=int, default=32)
-    ap.add_argument("--sampler", default="rf_heun")
-    ap.add_argument("--steps", type=int, nargs="+", default=[5, 10, 25, 50])
+    ap.add_argument("--sampler", default="rf_euler")
+    ap.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 50])
+    ap.add_argument("--sigma-min", type=float, default=None, help="override the grid's end")
+    ap.add_argument("--guidance", type=float, nargs="*", default=[1.0, 2.0, 4.0],
+                    help="text-only guidance scales (empty: skip)")
+    ap.add_argument("--no-rollout", action="store_true")
+    ap.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     pipe = TextToSimulationPipeline.from_pretrained(args.model)
+    kw = {"sigma_options": {"sigma_min": args.sigma_min}} if args.sigma_min else {}
     items = test_items(pipe, args.data, args.split, args.num)
     nu = items["params"][:, list(items["names"]).index("nu")]
+    res: dict[str, Any] = {"model": args.model, "split": args.split, "n": len(nu),
+                           "sampler": args.sampler, "sigma_min": args.sigma_min, "ic": {}}
     print(f"{len(nu)} {args.split} trajectories, sampler {args.sampler}")
     print("| steps | mean rel L2 | " + " | ".join(by_decade(nu, nu).keys()) + " |")
     for n in args.steps:
-        err = ic_errors(pipe, items, n, args.sampler)
+        err = ic_errors(pipe, items, n, args.sampler, **kw)
+        res["ic"][n] = {"mean": float(err.mean()), **by_decade(nu, err)}
         cells = " | ".join(f"{v:.4f}" for v in by_decade(nu, err).values())
-        print(f"| {n} | {err.mean():.4f} | {cells} |")
-    time = np.asarray(pipe.spec.extra.get("time", []))
-    dt = float(time[1] - time[0]) if len(time) > 1 else 1.0 / (items["x"].shape[2] - 1)
-    roll = RolloutPipeline(backbone=pipe.backbone, spec=pipe.spec)
-    errs = rollout_errors(roll, items, 10, args.sampler, dt)
-    for key, vals in errs.items():
-        print(f"rollout to 2x window ({key}) per window: " + ", ".join(f"{e:.4f}" for e in vals))
+        print(f"| {n} | {err.mean():.4f} | {cells} |", flush=True)
+    if args.guidance:
+        prompts, pnu = stated_prompts(args.data, args.split, args.num)
+        res["text"] = text_adherence(pipe, prompts, pnu, args.guidance, 10, args.sampler, **kw)
+        print(f"text-only ({len(prompts)} prompts that state nu), 10 steps:")
+        for g, r in res["text"].items():
+            print(f"  guidance {g}: log10 nu corr {r['log10_corr']:.3f}, mean |log10 err| "
+                  f"{r['mean_abs_log10_err']:.3f}, consistency {r['consistency']:.4f}")
+    if not args.no_rollout:
+        time = np.asarray(pipe.spec.extra.get("time", []))
+        dt = float(time[1] - time[0]) if len(time) > 1 else 1.0 / (items["x"].shape[2] - 1)
+        roll = RolloutPipeline(backbone=pipe.backbone, spec=pipe.spec)
+        res["rollout"] = rollout_errors(roll, items, 10, args.sampler, dt, **kw)
+        for key, vals in res["rollout"].items():
+            print(f"rollout to 2x window ({key}) per window: "
+                  + ", ".join(f"{e:.4f}" for e in vals))
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":

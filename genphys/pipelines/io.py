@@ -72,17 +72,24 @@ def load_initial_state(spec: str) -> tuple[np.ndarray, dict[str, float]]:
 
 
 def consistency(spec: PipelineSpec, trajectories: torch.Tensor,
-                params: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Relative L2 of each Burgers trajectory vs the re-solve from its own first frame, (B,)."""
-    from genphys.physics.spectral1d import consistency_error
+                params: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Relative L2 of each Burgers trajectory vs the re-solve from its own first frame.
+
+    Returns ``(error, nu, inferred)``, each ``(B,)``: where the viscosity was not stated
+    (NaN), it is inferred from the trajectory itself (``spectral1d.fit_viscosity``, the nu
+    whose re-solve matches best), so the error is then the smallest over all viscosities.
+    """
+    from genphys.physics.spectral1d import consistency_error, fit_viscosity
 
     if (spec.system or "") != "burgers1d" or len(spec.field_shape) != 3:
         raise UserInputError(f"--check re-solves Burgers only; this model's system is "
                              f"{spec.system!r} (allowed: burgers1d).")
-    nu = np.asarray(params.get("nu", [np.nan]), dtype=np.float64)
-    if not np.all(np.isfinite(nu)):
-        raise UserInputError("--check needs the viscosity: state it in the prompt "
-                             "('viscosity 0.01') or pass --param nu=0.01.")
     time, _ = grid_axes(spec, trajectories.shape[2])
+    t_final = float(time[-1] - time[0])
     u = trajectories[:, 0].detach().cpu().numpy()  # (B, T, X)
-    return consistency_error(u, nu, float(time[-1] - time[0]))
+    nu = np.broadcast_to(np.asarray(params.get("nu", [np.nan]), dtype=np.float64),
+                         (len(u),)).copy()
+    inferred = ~np.isfinite(nu)
+    if inferred.any():
+        nu[inferred] = fit_viscosity(u[inferred], t_final)
+    return consistency_error(u, nu, t_final), nu, inferred

@@ -170,7 +170,8 @@ def load_spec_and_backbone(path: str | os.PathLike,
         if spec.model_kind not in BACKBONES or not (p / "backbone" / "config.json").is_file():
             raise UserInputError(f"{p} is not a complete genphys pipeline folder (needs "
                                  f"backbone/config.json and model_kind in {list(BACKBONES)}).")
-        backbone = BACKBONES[spec.model_kind].from_pretrained(p, subfolder="backbone")
+        # weights may be stored in fp16 (shipped models); compute in fp32
+        backbone = BACKBONES[spec.model_kind].from_pretrained(p, subfolder="backbone").float()
     elif (p / "representation.json").is_file():
         exp = load_export(p)
         spec, backbone = spec_from_export(exp, p), exp["model"]

@@ -60,6 +60,7 @@ class TextToSimulationPipeline(SimulationPipeline):
                  sigma_kind: str = "loguniform",  # samplers.get_sigmas grid kind
                  sigma_options: Mapping[str, Any] | None = None,  # grid options (e.g. rho)
                  sampler_options: Mapping[str, Any] | None = None,  # sampler keywords
+                 impose_initial_state: bool = True,  # x0 correction: frame 0 = initial_state
                  ) -> SimulationOutput:
         """Generate ``num_samples`` trajectories per prompt (or per initial state)."""
         prompts = self.check_prompts(prompt)
@@ -72,22 +73,27 @@ class TextToSimulationPipeline(SimulationPipeline):
         n_cond = len(prompts) if prompts else _count_states(initial_state, self.spec)
         batch = n_cond * num_samples
         seeds = resolve_seeds(generator, batch)
-        cond, values = self.encode(prompts, params, initial_state, batch, num_samples)
+        frame0 = self.encode_initial_state(initial_state, batch, num_samples)  # (B, C, *space)
+        cond, values = self.encode(prompts, params, frame0, batch, num_samples)
+        impose = frame0 is not None and impose_initial_state
+        known = (frame0[:, :, None], 1) if impose else None  # frame 0 set after every step
         coeffs = self.sample_coefficients(cond, seeds, num_inference_steps, sampler,
                                           guidance_scale, sigma_kind, sigma_options,
-                                          sampler_options)
+                                          sampler_options, known=known)
         trajectories = self.decode(coeffs)  # from_wavelet + denormalize
         return SimulationOutput(
             trajectories=trajectories, params=values,
             prompts=[p for p in prompts for _ in range(num_samples)] if prompts else None,
             seeds=seeds, field_names=self.spec.field_names)
 
-    def encode(self, prompts: list[str] | None, params: Any, initial_state: Any, batch: int,
+    def encode(self, prompts: list[str] | None, params: Any, frame0: Tensor | None, batch: int,
                repeat: int) -> tuple[dict[str, Tensor], dict[str, np.ndarray]]:
-        """All conditions as backbone keywords, plus the parameter values asked for."""
+        """All conditions as backbone keywords, plus the parameter values asked for.
+
+        ``frame0``: the normalized first frames ``(B, C, *space)`` (``encode_initial_state``).
+        """
         cond = self.encode_text(prompts, repeat)
         pcond, values = self.encode_params(params, prompts, batch, repeat)
-        frame0 = self.encode_initial_state(initial_state, batch, repeat)
         return {**cond, **pcond, **self.field_condition(frame0)}, values
 
 
