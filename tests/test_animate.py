@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 from PIL import Image, ImageSequence
@@ -70,20 +68,9 @@ def test_bad_paths_and_shapes(tmp_path):
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
     """A tiny (untrained) burgers1d model exported by the trainer, and its data file."""
-    from genphys.data import write_trajectories
-    from genphys.physics import get_system
-    from genphys.train.tasks import DiffusionTask
-    from genphys.train.testing import tiny_config
+    from genphys.train.testing import tiny_burgers_export
 
-    d = tmp_path_factory.mktemp("gif")
-    system = get_system("burgers1d", nx=32, nt=16)
-    write_trajectories(d / "b.h5", [system.generate(4, seed=1)], system_name="burgers1d")
-    with warnings.catch_warnings():  # no validation split in this tiny file: expected
-        warnings.simplefilter("ignore", UserWarning)
-        task = DiffusionTask(tiny_config(d / "b.h5", d / "run", overrides=[
-            "data.param_transform=log10", "data.split_fractions=[1.0,0.0,0.0]"]))
-    task.export(task.build_model(), d / "export")
-    return d
+    return tiny_burgers_export(tmp_path_factory.mktemp("gif"), num=4)
 
 
 def test_cli_gif_generate_and_rollout(export, capsys):

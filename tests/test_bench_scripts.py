@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,20 +25,9 @@ def load_script(name: str):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A tiny untrained burgers1d export (first frame + nu conditioned) and its data file."""
-    from genphys.data import write_trajectories
-    from genphys.physics import get_system
-    from genphys.train.tasks import DiffusionTask
-    from genphys.train.testing import tiny_config
+    from genphys.train.testing import tiny_burgers_export
 
-    d = tmp_path_factory.mktemp("bench")
-    system = get_system("burgers1d", nx=32, nt=16)
-    write_trajectories(d / "b.h5", [system.generate(4, seed=1)], system_name="burgers1d")
-    with warnings.catch_warnings():  # no validation split in this tiny file: expected
-        warnings.simplefilter("ignore", UserWarning)
-        task = DiffusionTask(tiny_config(d / "b.h5", d / "run", overrides=[
-            "data.param_transform=log10", "data.split_fractions=[1.0,0.0,0.0]"]))
-    task.export(task.build_model(), d / "export")
-    return d
+    return tiny_burgers_export(tmp_path_factory.mktemp("bench"), num=4)
 
 
 def test_sampler_sweep_smoke(tiny):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 
 import diffusers
 import numpy as np
@@ -254,20 +253,9 @@ def test_prompt_parameters(pipe):
 @pytest.fixture(scope="module")
 def burgers_export(tmp_path_factory):
     """A tiny untrained burgers1d model exported by the trainer's export function."""
-    from genphys.data import write_trajectories
-    from genphys.physics import get_system
-    from genphys.train.tasks import DiffusionTask
-    from genphys.train.testing import tiny_config
+    from genphys.train.testing import tiny_burgers_export
 
-    d = tmp_path_factory.mktemp("burgers")
-    system = get_system("burgers1d", nx=32, nt=16)
-    write_trajectories(d / "b.h5", [system.generate(6, seed=1)], system_name="burgers1d")
-    with warnings.catch_warnings():  # no validation split in this tiny file: expected
-        warnings.simplefilter("ignore", UserWarning)
-        task = DiffusionTask(tiny_config(d / "b.h5", d / "run", overrides=[
-            "data.param_transform=log10", "data.split_fractions=[1.0,0.0,0.0]"]))
-    task.export(task.build_model(), d / "export")
-    return d
+    return tiny_burgers_export(tmp_path_factory.mktemp("burgers"), num=6)
 
 
 def test_cli_generate_and_rollout(burgers_export, capsys):

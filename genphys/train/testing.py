@@ -49,3 +49,22 @@ def tiny_config(data_path: str | os.PathLike, out_dir: str | os.PathLike, steps:
     """:func:`tiny_config_dict` with ``section.key=value`` overrides, as a typed config."""
     data = apply_overrides(tiny_config_dict(data_path, out_dir, steps), overrides or [])
     return from_dict(ExperimentConfig, data)
+
+
+def tiny_burgers_export(folder: str | os.PathLike, num: int = 4) -> Path:
+    """``folder/b.h5`` (``num`` burgers1d trajectories, 32 cells x 16 frames) and an untrained
+    first-frame + log10(nu) model exported to ``folder/export``; returns ``folder``."""
+    import warnings
+
+    from genphys.physics import get_system
+    from genphys.train.tasks import DiffusionTask
+
+    d = Path(folder)
+    system = get_system("burgers1d", nx=32, nt=16)
+    write_trajectories(d / "b.h5", [system.generate(num, seed=1)], system_name="burgers1d")
+    with warnings.catch_warnings():  # no validation split in this tiny file: expected
+        warnings.simplefilter("ignore", UserWarning)
+        task = DiffusionTask(tiny_config(d / "b.h5", d / "run", overrides=[
+            "data.param_transform=log10", "data.split_fractions=[1.0,0.0,0.0]"]))
+    task.export(task.build_model(), d / "export")
+    return d
