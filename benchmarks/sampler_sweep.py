@@ -50,6 +50,7 @@ import samplers  # noqa: E402
 from genphys.errors import UserInputError  # noqa: E402
 from genphys.pipelines import TextToSimulationPipeline  # noqa: E402
 from genphys.pipelines.evaluate import rel_l2, test_items  # noqa: E402
+from genphys.train.checkpoint import atomic_write_text
 
 SKIPPED = {"fkc": "SMC over 8 particles of an SDE sampler: 8x the NFE of its grid",
            "dpm_adaptive": "adaptive: run per --adaptive-rtol instead of per NFE target"}
@@ -219,17 +220,10 @@ def plot(doc: dict[str, Any], out: Path) -> None:
     os.replace(tmp, out)
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write atomically (temporary file beside ``path``, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_results(doc: dict[str, Any], prefix: Path) -> None:
     """``prefix``.json, .md (table + command + notes) and .png."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    write_text(prefix.with_suffix(".json"), json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(prefix.with_suffix(".json"), json.dumps(doc, indent=1) + "\n")
     secs = [r["seconds"] for r in doc["rows"] if "seconds" in r]
     rejected = [f"{r['method']}: {r['error']}" for r in doc["rows"] if "error" in r]
     md = [f"# Sampler sweep: {doc['model']}", "",
@@ -248,7 +242,7 @@ def write_results(doc: dict[str, Any], prefix: Path) -> None:
           if secs else "", ""]
     if rejected:
         md += ["Not run (rejected or failed):", ""] + [f"- {r}" for r in sorted(set(rejected))]
-    write_text(prefix.with_suffix(".md"), "\n".join(md) + "\n")
+    atomic_write_text(prefix.with_suffix(".md"), "\n".join(md) + "\n")
     plot(doc, prefix.with_suffix(".png"))
 
 

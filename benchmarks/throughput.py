@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from genphys.train.checkpoint import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -117,17 +119,10 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write atomically (temporary file beside ``path``, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_results(doc: dict[str, Any], prefix: Path) -> None:
     """``prefix``.json and .md (command, setup, table)."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    write_text(prefix.with_suffix(".json"), json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(prefix.with_suffix(".json"), json.dumps(doc, indent=1) + "\n")
     r0 = doc["rows"][0]
     md = [f"# Generation throughput: {doc['model']}", "",
           f"Command (OMP_NUM_THREADS={doc['omp_num_threads']}):", "", f"    {doc['command']}",
@@ -142,7 +137,7 @@ def write_results(doc: dict[str, Any], prefix: Path) -> None:
               "peak RSS growth during generation (ru_maxrss after - after loading)."), "",
           markdown(doc), "", "Machine load average (1/5/15 min) before / after: "
           f"{doc['loadavg_before']} / {doc['loadavg_after']}.", ""]
-    write_text(prefix.with_suffix(".md"), "\n".join(md))
+    atomic_write_text(prefix.with_suffix(".md"), "\n".join(md))
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
