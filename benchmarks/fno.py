@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from genphys.backbone import SpectralConv
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,29 +48,6 @@ class FNOConfig:
     proj_width: int = 128  # hidden channels of the projection Q
 
 
-class SpectralConv1d(nn.Module):
-    """K v = IFFT(R * FFT(v)) on the ``modes`` lowest modes (Li et al. 2021, eq. 5)."""
-
-    def __init__(self, in_channels: int, out_channels: int, modes: int):
-        super().__init__()
-        self.modes = modes
-        scale = 1.0 / (in_channels * out_channels)
-        # complex weights R (in, out, modes) kept as two real tensors (safetensors-friendly)
-        self.weight_re = nn.Parameter(scale * torch.rand(in_channels, out_channels, modes))
-        self.weight_im = nn.Parameter(scale * torch.rand(in_channels, out_channels, modes))
-
-    def forward(self, v: torch.Tensor) -> torch.Tensor:
-        """``(B, in, N) -> (B, out, N)``; modes above ``modes`` are set to zero."""
-        n = v.shape[-1]
-        if self.modes > n // 2 + 1:
-            raise ValueError(f"modes={self.modes} exceeds the {n // 2 + 1} rFFT modes of N={n}.")
-        v_hat = torch.fft.rfft(v)  # (B, in, N//2+1)
-        w = torch.complex(self.weight_re, self.weight_im)  # (in, out, modes)
-        out = torch.zeros(v.shape[0], w.shape[1], n // 2 + 1, dtype=v_hat.dtype, device=v.device)
-        out[..., :self.modes] = torch.einsum("bik,iok->bok", v_hat[..., :self.modes], w)
-        return torch.fft.irfft(out, n=n)  # (B, out, N)
-
-
 class FNO1d(nn.Module):
     """Lifting P -> 4 x [spectral conv + pointwise linear, GELU] -> projection Q."""
 
@@ -76,7 +55,7 @@ class FNO1d(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.lift = nn.Conv1d(cfg.in_channels, cfg.width, 1)
-        self.spectral = nn.ModuleList(SpectralConv1d(cfg.width, cfg.width, cfg.modes)
+        self.spectral = nn.ModuleList(SpectralConv(cfg.width, cfg.width, cfg.modes, dims=1)
                                       for _ in range(cfg.layers))
         self.pointwise = nn.ModuleList(nn.Conv1d(cfg.width, cfg.width, 1)
                                        for _ in range(cfg.layers))

@@ -1,4 +1,4 @@
-"""Backbones (space–time DiT and UNet): shapes, conditioning slots, gradients, save/load, errors."""
+"""Backbones (DiT, UNet, FNO): shapes, conditioning slots, gradients, save/load, errors."""
 
 import json
 import math
@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from genphys.backbone import SpaceTimeDiT, SpaceTimeUNet, patchify, unpatchify
+from genphys.backbone import SpaceTimeDiT, SpaceTimeFNO, SpaceTimeUNet, patchify, unpatchify
 from genphys.backbone.layers import noise_input, sincos_embedding, sinusoidal_features
 from genphys.errors import UserInputError
 
-KINDS = ["dit", "unet"]
+KINDS = ["dit", "unet", "fno"]
 DIMS = [1, 2]
 SHAPES = {1: (2, 8, 16, 32), 2: (2, 8, 8, 16, 16)}
 SLOTS = dict(param_dim=2, pooled_dim=6, token_dim=5, cond_channels=3)
@@ -22,6 +22,10 @@ def make(kind, dims, seed=0, **kw):
         patch = (2, 4) if dims == 1 else (2, 4, 4)
         return SpaceTimeDiT(in_channels=8, patch_size=patch, hidden_dim=32, depth=2, num_heads=2,
                             freq_dim=32, **kw)
+    if kind == "fno":
+        return SpaceTimeFNO(in_channels=8, num_frames=SHAPES[dims][2], spatial_dims=dims, width=16,
+                            modes=4, depth=2, proj_width=16, groups=4, num_heads=2, freq_dim=32,
+                            **kw)
     return SpaceTimeUNet(in_channels=8, spatial_dims=dims, base_channels=8, channel_mult=(1, 2),
                          groups=4, num_heads=2, freq_dim=32, **kw)
 
@@ -292,7 +296,7 @@ def test_bad_inputs_raise_one_clear_error(kind):
     cases = [
         ((torch.zeros(2, 7, 16, 32), s), {}, "7 channels"),
         ((torch.zeros(2, 8, 16, 32, 4), s), {}, r"\(B, C, T, X\)"),
-        ((torch.zeros(2, 8, 15, 32), s), {}, "not divisible"),
+        ((torch.zeros(2, 8, 15, 32), s), {}, "num_frames" if kind == "fno" else "not divisible"),
         ((x, torch.ones(3)), {}, "sigma has shape"),
         ((x, s), {"tokens": torch.zeros(2, 3, 4)}, r"expected \(2, L, 5\)"),
         ((x, s), {"params": torch.zeros(2, 3)}, r"expected \(2, 2\)"),
@@ -318,9 +322,15 @@ def test_bad_configs_raise():
         SpaceTimeDiT(patch_size=(2, 0))
     with pytest.raises(UserInputError, match="groups"):
         SpaceTimeUNet(base_channels=12, groups=8)
+    with pytest.raises(UserInputError, match="groups"):
+        SpaceTimeFNO(width=12, groups=8)
+    with pytest.raises(UserInputError, match="modes=20 is too many"):
+        SpaceTimeFNO(in_channels=8, num_frames=16, width=16, modes=20)(
+            torch.zeros(1, 8, 16, 32), torch.ones(1))
 
 
-@pytest.mark.parametrize("kind,lr,steps", [("dit", 1e-2, 80), ("unet", 3e-3, 40)])
+@pytest.mark.parametrize("kind,lr,steps", [("dit", 1e-2, 80), ("unet", 3e-3, 40),
+                                           ("fno", 3e-3, 40)])
 def test_a_few_steps_fit_a_parameter_conditioned_target(kind, lr, steps):
     """The params slot carries information: fit out = params[0] * pattern; loss ÷ 5 quickly."""
     model = make(kind, 1, param_dim=2)
@@ -329,6 +339,8 @@ def test_a_few_steps_fit_a_parameter_conditioned_target(kind, lr, steps):
     pattern = wave[None, None] * torch.linspace(-1, 1, 8)[None, :, None, None]  # (1, C, T, X)
     params = torch.randn(4, 2, generator=torch.Generator().manual_seed(3))
     x, sigma = torch.zeros(4, 8, 16, 32), torch.ones(4)
+    if kind == "fno":  # translation-equivariant: a constant input can only give constant output
+        x = pattern.expand(4, -1, -1, -1).contiguous()
     target = params[:, :1, None, None] * pattern  # (B, C, T, X)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
@@ -370,8 +382,57 @@ def test_wavelet_channel_grid_through_the_backbone(kind, dims):
     if kind == "dit":
         model = SpaceTimeDiT(in_channels=in_ch, patch_size=(2, 4) if dims == 1 else (2, 4, 4),
                              hidden_dim=16, depth=1, num_heads=2, freq_dim=16)
+    elif kind == "fno":
+        model = SpaceTimeFNO(in_channels=in_ch, num_frames=SHAPES[dims][2], spatial_dims=dims,
+                             width=16, modes=4, depth=1, proj_width=16, groups=4, num_heads=2,
+                             freq_dim=16)
     else:
         model = SpaceTimeUNet(in_channels=in_ch, spatial_dims=dims, base_channels=8,
                               channel_mult=(1, 2), groups=4, num_heads=2, freq_dim=16)
     out = wc.inverse(perturb(model)(coeffs, torch.full((2,), 0.5)))
     assert out.shape == field.shape and torch.isfinite(out).all()
+
+
+# ---------------------------------------------------------------- FNO specifics
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_spectral_conv_equals_a_direct_dft(dims):
+    """K v computed with explicit DFT sums over the kept modes (numpy, float64) matches."""
+    import numpy as np
+
+    from genphys.backbone import SpectralConv
+
+    torch.manual_seed(0)
+    m, grid = 3, (8,) if dims == 1 else (8, 10)
+    conv = SpectralConv(2, 3, m, dims).double()
+    v = torch.randn(2, 2, *grid, dtype=torch.float64)
+    w = (conv.weight_re + 1j * conv.weight_im).detach().numpy()
+    vh = np.fft.fftn(v.numpy(), axes=tuple(range(2, 2 + dims)))
+    out_hat = np.zeros((2, 3, *grid), dtype=complex)
+    if dims == 1:
+        out_hat[..., :m] = np.einsum("bik,iok->bok", vh[..., :m], w)
+        out_hat[..., -m + 1:] = np.conj(out_hat[..., 1:m][..., ::-1])  # Hermitian partner
+    else:
+        rows = list(range(m)) + list(range(grid[0] - m, grid[0]))
+        out_hat[:, :, rows, :m] = np.einsum("bikl,iokl->bokl", vh[:, :, rows, :m], w)
+        for r in range(grid[0]):  # Hermitian partners of the kept columns 1..m-1
+            out_hat[:, :, (-r) % grid[0], grid[1] - m + 1:] = np.conj(
+                out_hat[:, :, r, 1:m][..., ::-1])
+    # columns 0 (and the Nyquist row/column) are taken real by irfftn, as here
+    want = np.fft.ifftn(out_hat, axes=tuple(range(2, 2 + dims))).real
+    got = conv(v).detach().numpy()
+    assert np.abs(got - want).max() < 1e-12 * max(1.0, np.abs(want).max())
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_fno_is_equivariant_to_periodic_shifts_in_space(dims):
+    model = perturb(make("fno", dims, **SLOTS))
+    inp = inputs(dims)
+    inp["cond_mask"] = torch.ones_like(inp["cond_mask"])  # a mask that is itself shift-free
+    out = call(model, inp)
+    axes = tuple(range(3, 3 + dims))
+    shift = (5,) * dims
+    moved = {k: torch.roll(v, shift, axes) if k in ("x", "cond", "cond_mask") else v
+             for k, v in inp.items()}
+    assert torch.allclose(call(model, moved), torch.roll(out, shift, axes), atol=1e-5)

@@ -1,4 +1,4 @@
-"""The FNO baseline of benchmarks/fno.py: shapes, gradients, spectral conv vs an explicit DFT."""
+"""The FNO baseline of benchmarks/fno.py: shapes, gradients, the spectral layer it uses."""
 
 import importlib.util
 import math
@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from genphys.errors import UserInputError
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "fno.py"
 _spec = importlib.util.spec_from_file_location("bench_fno", _PATH)
@@ -35,30 +37,12 @@ def test_inputs_channels():
     np.testing.assert_allclose(a[0, 2].numpy(), [0.125, 0.375, 0.625, 0.875])
 
 
-def test_spectral_conv_equals_explicit_dft():
-    torch.manual_seed(1)
-    cin, cout, modes, n = 2, 3, 3, 8
-    conv = fno.SpectralConv1d(cin, cout, modes).double()
-    v = torch.randn(2, cin, n, dtype=torch.float64)
-    j = np.arange(n)
-    F = np.exp(-2j * np.pi * np.outer(np.arange(modes), j) / n)  # (modes, n) forward DFT
-    v_hat = np.einsum("kn,bin->bik", F, v.numpy())  # (B, cin, modes)
-    w = conv.weight_re.detach().numpy() + 1j * conv.weight_im.detach().numpy()
-    out_hat = np.einsum("bik,iok->bok", v_hat, w)  # (B, cout, modes)
-    # real inverse of a half spectrum: mode 0 once, modes 1..modes-1 with their conjugates
-    # (mode 0's imaginary part is dropped, as a real inverse transform does)
-    ref = out_hat[..., :1].real / n * np.ones(n)
-    for k in range(1, modes):
-        ref = ref + 2 / n * (out_hat[..., k:k + 1] * np.exp(2j * np.pi * k * j / n)).real
-    np.testing.assert_allclose(conv(v).detach().numpy(), ref, atol=1e-12)
-
-
 def test_spectral_conv_drops_high_modes_and_rejects_too_many():
-    conv = fno.SpectralConv1d(1, 1, 2)
+    conv = fno.SpectralConv(1, 1, 2)  # genphys.backbone's layer (exactness: test_backbone)
     x = torch.cos(2 * math.pi * 3 * torch.arange(16) / 16)[None, None]  # mode 3 only
     assert conv(x).abs().max() < 1e-6
-    with pytest.raises(ValueError, match="modes=10"):
-        fno.SpectralConv1d(1, 1, 10)(torch.zeros(1, 1, 8))
+    with pytest.raises(UserInputError, match="modes=10"):
+        fno.SpectralConv(1, 1, 10)(torch.zeros(1, 1, 8))
 
 
 def test_rel_l2_loss_in_physical_units():

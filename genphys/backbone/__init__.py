@@ -5,7 +5,9 @@ and return a tensor shaped like ``x``; see docs/backbone.md.
 """
 
 from genphys.backbone.dit import SpaceTimeDiT
+from genphys.backbone.fno import SpaceTimeFNO, SpectralConv
 from genphys.backbone.patchify import patchify, unpatchify
 from genphys.backbone.unet import SpaceTimeUNet
 
-__all__ = ["SpaceTimeDiT", "SpaceTimeUNet", "patchify", "unpatchify"]
+__all__ = ["SpaceTimeDiT", "SpaceTimeFNO", "SpaceTimeUNet", "SpectralConv", "patchify",
+           "unpatchify"]

@@ -83,7 +83,7 @@ def stated_prompts(data: str, split: str, num: int) -> tuple[list[str], np.ndarr
 
 
 def text_adherence(pipe: TextToSimulationPipeline, prompts: list[str], nu: np.ndarray,
-                   scales: Sequence[float], steps: int, sampler: str,
+                   scales: Sequence[float], steps: int, sampler: str, guide: str = "all",
                    **kw: Any) -> dict[float, dict[str, float]]:
     """Text-only generation per guidance scale: how well the viscosity fitted to each sample
     follows the prompt's (``adherence``), and the physical-consistency error at that nu."""
@@ -93,7 +93,8 @@ def text_adherence(pipe: TextToSimulationPipeline, prompts: list[str], nu: np.nd
     t_final = float(time[-1] - time[0])
     out = {}
     for g in scales:
-        traj = pipe(prompts, guidance_scale=float(g), num_inference_steps=steps,
+        scale = float(g) if guide == "all" else {"text": float(g)}
+        traj = pipe(prompts, guidance_scale=scale, num_inference_steps=steps,
                     sampler=sampler, generator=0, **kw).trajectories[:, 0].numpy()  # (N, T, X)
         fit = fit_viscosity(traj, t_final)
         out[float(g)] = {**adherence(nu, fit),
@@ -101,30 +102,55 @@ def text_adherence(pipe: TextToSimulationPipeline, prompts: list[str], nu: np.nd
     return out
 
 
-def rollout_errors(roll: RolloutPipeline, items: dict[str, np.ndarray], steps: int,
-                   sampler: str, dt: float, **kw: Any) -> dict[str, list[float]]:
-    """Errors per window of a 2x-window rollout vs the spectral re-solve from frame 0.
+def long_items(path: str, num: int) -> dict[str, np.ndarray]:
+    """The first ``num`` trajectories of a (longer-horizon) file in physical units."""
+    from genphys.data import open_trajectories
 
-    ``median``: median relative L2 per window; ``vs_start``: mean ||pred - ref|| over the
+    xs, ps = [], []
+    with open_trajectories(path) as f:
+        names = None
+        for i in range(min(num, len(f))):
+            it = f[i]
+            names = names or list(it["params"])
+            xs.append(np.asarray(it["fields"], dtype=np.float64))  # (C, T, X)
+            ps.append([float(it["params"][n]) for n in names])
+    return {"x": np.stack(xs), "params": np.asarray(ps), "names": np.array(names)}
+
+
+def rollout_errors(roll: RolloutPipeline, items: dict[str, np.ndarray], steps: int,
+                   sampler: str, dt: float, ref: np.ndarray | None = None,
+                   **kw: Any) -> dict[str, Any]:
+    """Errors per window of a rollout from frame 0 vs a reference ``ref`` (N, H, X).
+
+    ``ref`` defaults to the spectral re-solve of a 2x-window horizon from frame 0; pass the
+    stored frames of a longer-horizon data file (same dt) to skip the re-solve. ``median``:
+    median relative L2 per window; ``mean``: mean; ``vs_start``: mean ||pred - ref|| over the
     window divided by ||ref|| over the first window (robust when a viscous field decays to
-    almost zero, where the relative L2 of a later window is dominated by a tiny norm).
+    almost zero); ``by_decade``: mean relative L2 per window and viscosity decade.
     """
     from genphys.physics.spectral1d import resolve_from_first_frame
 
     x, nu = items["x"], items["params"][:, list(items["names"]).index("nu")]
-    t_win = x.shape[2]
-    horizon = 2 * t_win - 1
+    t_win = roll.spec.field_shape[1]
+    if ref is None:
+        horizon = 2 * t_win - 1
+        ref = resolve_from_first_frame(x[:, 0, 0], nu, horizon, dt * (horizon - 1))
+    horizon = ref.shape[1]
     r = roll(x[:, :, 0], horizon, overlap=1, num_inference_steps=steps, sampler=sampler,
              params={"nu": nu}, **kw)
-    ref = resolve_from_first_frame(x[:, 0, 0], nu, horizon, dt * (horizon - 1))  # (N, H, X)
     pred = r.trajectories[:, 0, 0].numpy()  # (N, H, X), member 0
     norm0 = np.linalg.norm(ref[:, :t_win].reshape(len(ref), -1), axis=1)
-    out: dict[str, list[float]] = {"median": [], "vs_start": []}
+    out: dict[str, Any] = {"starts": [int(s) for s in r.starts], "median": [], "mean": [],
+                           "vs_start": [], "by_decade": {}}
     for s in r.starts:
         p, q = pred[:, s:s + t_win], ref[:, s:s + t_win]
-        out["median"].append(float(np.median(rel_l2(p, q))))
+        err = rel_l2(p, q)
+        out["median"].append(float(np.median(err)))
+        out["mean"].append(float(err.mean()))
         out["vs_start"].append(float((np.linalg.norm((p - q).reshape(len(p), -1), axis=1)
                                       / norm0).mean()))
+        for k, v in by_decade(nu, err).items():
+            out["by_decade"].setdefault(k, []).append(v)
     return out
 
 
@@ -142,7 +168,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--sigma-min", type=float, default=None, help="override the grid's end")
     ap.add_argument("--guidance", type=float, nargs="*", default=[1.0, 2.0, 4.0],
                     help="text-only guidance scales (empty: skip)")
+    ap.add_argument("--guide", choices=["all", "text"], default="all",
+                    help="guide every condition with one scale, or the text slots only")
     ap.add_argument("--no-rollout", action="store_true")
+    ap.add_argument("--rollout-data", default=None,
+                    help="longer-horizon file (same dt) whose stored frames are the rollout "
+                         "reference; default: spectral re-solve of a 2x window")
+    ap.add_argument("--rollout-num", type=int, default=None,
+                    help="trajectories for the rollout (default: --num)")
     ap.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -161,8 +194,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"| {n} | {err.mean():.4f} | {cells} |", flush=True)
     if args.guidance:
         prompts, pnu = stated_prompts(args.data, args.split, args.num)
-        res["text"] = text_adherence(pipe, prompts, pnu, args.guidance, 10, args.sampler, **kw)
-        print(f"text-only ({len(prompts)} prompts that state nu), 10 steps:")
+        res["text"] = text_adherence(pipe, prompts, pnu, args.guidance, 10, args.sampler,
+                                     guide=args.guide, **kw)
+        print(f"text-only ({len(prompts)} prompts that state nu), 10 steps, guiding "
+              f"{args.guide}:")
         for g, r in res["text"].items():
             print(f"  guidance {g}: log10 nu corr {r['log10_corr']:.3f}, mean |log10 err| "
                   f"{r['mean_abs_log10_err']:.3f}, consistency {r['consistency']:.4f}")
@@ -170,10 +205,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         time = np.asarray(pipe.spec.extra.get("time", []))
         dt = float(time[1] - time[0]) if len(time) > 1 else 1.0 / (items["x"].shape[2] - 1)
         roll = RolloutPipeline(backbone=pipe.backbone, spec=pipe.spec)
-        res["rollout"] = rollout_errors(roll, items, 10, args.sampler, dt, **kw)
-        for key, vals in res["rollout"].items():
-            print(f"rollout to 2x window ({key}) per window: "
-                  + ", ".join(f"{e:.4f}" for e in vals))
+        n_roll = args.rollout_num or args.num
+        ritems, ref = items, None
+        if args.rollout_data:
+            ritems = long_items(args.rollout_data, n_roll)
+            ref = ritems["x"][:, 0]  # (N, H, X)
+        else:
+            ritems = {k: v[:n_roll] if k != "names" else v for k, v in items.items()}
+        res["rollout"] = rollout_errors(roll, ritems, 10, args.sampler, dt, ref=ref, **kw)
+        rr = res["rollout"]
+        print(f"rollout of {len(ritems['x'])} trajectories, windows starting at {rr['starts']}")
+        for key in ("mean", "median", "vs_start"):
+            print(f"  {key} rel L2 per window: " + ", ".join(f"{e:.4f}" for e in rr[key]))
+        for dec, vals in rr["by_decade"].items():
+            print(f"  nu in {dec}: " + ", ".join(f"{e:.4f}" for e in vals))
     if args.json:
         from pathlib import Path
 

@@ -56,7 +56,7 @@ class DataConfig:
 class ModelConfig:
     """Backbone kind and its constructor keywords (sizes of x/cond/params are filled in)."""
 
-    kind: Literal["unet", "dit"] = "unet"  # SpaceTimeUNet or SpaceTimeDiT
+    kind: Literal["unet", "dit", "fno"] = "unet"  # SpaceTimeUNet, SpaceTimeDiT, SpaceTimeFNO
     kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. base_channels, channel_mult
 
 

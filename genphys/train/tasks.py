@@ -15,13 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from genphys.backbone import SpaceTimeDiT, SpaceTimeUNet
+from genphys.backbone import SpaceTimeDiT, SpaceTimeFNO, SpaceTimeUNet
 from genphys.diffusion import build_objective
 from genphys.errors import UserInputError
 from genphys.train.config import ExperimentConfig, ModelConfig
 from genphys.train.data import build_representation, crop, fixed_items, model_inputs, open_datasets
 
-BACKBONES = {"unet": SpaceTimeUNet, "dit": SpaceTimeDiT}
+BACKBONES = {"unet": SpaceTimeUNet, "dit": SpaceTimeDiT, "fno": SpaceTimeFNO}
 
 
 def build_backbone(cfg: ModelConfig, fixed: dict[str, Any]) -> nn.Module:
@@ -77,8 +77,10 @@ class DiffusionTask:
         c, n_axes = self.coeff_shape[0], len(self.coeff_shape) - 1
         emb = "t" if self.cfg.objective.noise_input == "t" else "log_sigma"
         fixed: dict[str, Any] = {"in_channels": c, "noise_embedding": emb}
-        if self.cfg.model.kind == "unet":
+        if self.cfg.model.kind in ("unet", "fno"):
             fixed["spatial_dims"] = n_axes - 1
+        if self.cfg.model.kind == "fno":
+            fixed["num_frames"] = self.coeff_shape[1]
         if self.cfg.data.condition == "first_frame":
             fixed["cond_channels"] = c
         if self.cfg.data.params:
