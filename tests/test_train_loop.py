@@ -167,3 +167,19 @@ def test_clear_errors(data, tmp_path):
     (ckpt / "model.safetensors").unlink()
     with pytest.raises(DataFormatError, match="does not fit"):
         Trainer(tiny_config(data, tmp_path / "run"), resume=tmp_path / "run")
+
+
+def test_init_from_starts_at_the_exported_weights_and_rejects_other_models(data, tmp_path):
+    first = Trainer(tiny_config(data, tmp_path / "a", steps=3)).fit()
+    tuned = Trainer(tiny_config(data, tmp_path / "b", steps=1,
+                                overrides=[f"train.init_from={first['export']}",
+                                           "train.seed=5"]))
+    start = weights(tuned)
+    exported = load_export(first["export"])["model"].state_dict()
+    assert max_diff(start, exported) == 0.0  # not the seed-5 initialisation
+    with pytest.raises(UserInputError, match="does not fit this model"):
+        Trainer(tiny_config(data, tmp_path / "c", steps=1, overrides=[
+            f"train.init_from={first['export']}", "model.kwargs.base_channels=16"]))
+    with pytest.raises(UserInputError, match="no backbone"):
+        Trainer(tiny_config(data, tmp_path / "d", steps=1,
+                            overrides=[f"train.init_from={tmp_path}"]))

@@ -150,6 +150,7 @@ class TrainLoopConfig:
     steps: int = 1000  # optimizer steps
     seed: int = 0  # model init, data order and training noise
     mixed_precision: Literal["no", "bf16"] = "no"  # bf16 only on GPU; CPU always trains fp32
+    init_from: str | None = None  # export/pipeline folder whose backbone weights start the run
 
     def __post_init__(self) -> None:
         if self.steps < 1:

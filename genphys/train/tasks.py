@@ -8,6 +8,7 @@ an autoencoder task plugs in the same way.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,29 @@ def relative_l2(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """Per-sample ||pred - true||_2 / ||true||_2 over all non-batch dims, shape ``(B,)``."""
     diff = (pred - true).flatten(1).norm(dim=1)
     return diff / true.flatten(1).norm(dim=1).clamp_min(1e-12)
+
+
+def load_backbone_weights(model: nn.Module, folder: str | os.PathLike) -> None:
+    """Copy the backbone weights of an export or pipeline folder into ``model`` (fine-tuning).
+
+    The folder's ``backbone/*.safetensors`` must hold exactly the parameters of ``model``
+    with the same shapes (any float dtype; fp16 pipeline weights are upcast).
+    """
+    from safetensors.torch import load_file
+
+    files = sorted((Path(folder) / "backbone").glob("*.safetensors"))
+    if not files:
+        raise UserInputError(f"train.init_from={str(folder)!r} has no backbone/*.safetensors; "
+                             f"give a genphys export or pipeline folder.")
+    state = load_file(str(files[0]))
+    own = model.state_dict()
+    bad = sorted(set(own) ^ set(state)) + [k for k in own if k in state and
+                                            own[k].shape != state[k].shape]
+    if bad:
+        raise UserInputError(f"train.init_from={str(folder)!r} does not fit this model "
+                             f"(first mismatching tensors: {bad[:3]}); use the same model "
+                             f"section and data settings as the run that made it.")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
 
 class DiffusionTask:
@@ -90,8 +114,11 @@ class DiffusionTask:
         return fixed
 
     def build_model(self) -> nn.Module:
-        """A freshly initialised backbone checked against one training batch."""
+        """A freshly initialised backbone (or ``train.init_from``'s weights) checked against one
+        training batch."""
         model = build_backbone(self.cfg.model, self.fixed_model_kwargs())
+        if self.cfg.train.init_from:
+            load_backbone_weights(model, self.cfg.train.init_from)
         self.check_model(model)
         return model
 
