@@ -319,6 +319,26 @@ def test_guidance_combines_conditional_and_unconditional_predictions():
         obj.guided_denoiser(model, cond, {"tokens": 2.0})
 
 
+def test_per_key_guidance_extrapolates_one_condition_given_the_others():
+    """Nested CFG with the scale-1 keys first: {params: g, pooled: 1} is
+    D(pooled) + g (D(params, pooled) - D(pooled)); all scales 1 are the conditional model."""
+    obj = build_objective(ObjectiveConfig())
+
+    def model(x, sigma, params=None, pooled=None):  # not additive: the conditions interact
+        p = torch.zeros(x.shape[0]) if params is None else torch.nan_to_num(params).sum(1)
+        q = torch.ones(x.shape[0]) if pooled is None else torch.nan_to_num(pooled).sum(1)
+        return (p * q + q).reshape(-1, 1, 1, 1) * torch.ones_like(x)
+
+    x, sigma = torch.randn(2, 1, 2, 4), torch.tensor([0.5, 2.0])
+    cond = {"params": torch.tensor([[1.0], [2.0]]), "pooled": torch.tensor([[0.5], [-1.0]])}
+    both = obj.denoiser(model, cond)(x, sigma)
+    only_pooled = obj.denoiser(model, {"params": None, "pooled": cond["pooled"]})(x, sigma)
+    d = obj.guided_denoiser(model, cond, {"params": 3.0, "pooled": 1.0})(x, sigma)
+    torch.testing.assert_close(d, only_pooled + 3.0 * (both - only_pooled))
+    ones = obj.guided_denoiser(model, cond, {"params": 1.0, "pooled": 1.0})(x, sigma)
+    torch.testing.assert_close(ones, both)
+
+
 @pytest.mark.parametrize("shape,axes,level", [((2, 3, 8, 16), (-2, -1), 1),
                                               ((2, 3, 8, 16), (-2, -1), 2),
                                               ((2, 2, 4, 8, 8), (-3, -2, -1), 1),

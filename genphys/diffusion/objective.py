@@ -152,7 +152,11 @@ class Objective:
 
     def guided_denoiser(self, model: nn.Module | Callable, cond: Mapping[str, Any] | None,
                         guidance: float | Mapping[str, float] | None) -> Denoiser:
-        """Denoiser with classifier-free guidance: one scale for all conditions, or per key."""
+        """Denoiser with classifier-free guidance: one scale for all conditions, or per key.
+
+        Per-key scales use nested guidance with the scale-1 keys first, so a key's scale
+        extrapolates only along that condition, given all the others.
+        """
         cond = check_cond(cond)
         if guidance is None:
             return self.denoiser(model, cond)
@@ -170,7 +174,11 @@ class Objective:
             dropped = [k for k in present if k not in active]
             return self.denoiser(model, null_conditions(cond, dropped))(x, sigma)
 
-        return multi_cfg(by_set, dict(guidance), mode="compositional")
+        # nested CFG (Brooks et al. 2023) with the unguided (scale-1) conditions first: they
+        # telescope into the base, so {"tokens": g} with the others at 1 is
+        # D(others) + g (D(all) - D(others)), and all scales 1 give the conditional model
+        order = sorted(guidance, key=lambda k: (float(guidance[k]) != 1.0, DROPPABLE.index(k)))
+        return multi_cfg(by_set, {k: float(guidance[k]) for k in order}, mode="nested")
 
     def sample(self, model: nn.Module | Callable, shape: Sequence[int],
                cond: Mapping[str, Any] | None = None, *, sampler: str = "dpmpp_2m",

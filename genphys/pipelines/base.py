@@ -35,7 +35,7 @@ from genphys.pipelines.spec import SPEC_FILE, PipelineSpec, check_compatible, lo
 from samplers import seeded_noise
 from samplers.guidance import with_x0_correction
 
-GUIDANCE_ALIASES = {"field": "cond", "text": "tokens"}  # user names -> backbone condition keys
+GUIDANCE_ALIASES = {"field": ("cond",), "text": ("tokens", "pooled")}  # user name -> slots
 
 
 class SimulationPipeline(DiffusionPipeline):
@@ -246,13 +246,14 @@ def _guidance(guidance: Any, cond: dict[str, Tensor]) -> float | dict[str, float
         return None if guidance is None or not cond else float(guidance)
     out = {}
     for k, v in guidance.items():
-        key = GUIDANCE_ALIASES.get(k, k)
-        if key == "tokens" and "tokens" not in cond and "pooled" in cond:
-            key = "pooled"  # a text model with only the pooled slot
-        if key not in DROPPABLE:
-            raise UserInputError(f"guidance key {k!r} is unknown; allowed: text, field, "
-                                 f"{', '.join(DROPPABLE)}.")
-        out[key] = float(v)
+        keys = GUIDANCE_ALIASES.get(k, (k,))
+        if k == "text":  # every text slot the model has (tokens and/or pooled)
+            keys = tuple(s for s in keys if s in cond) or ("tokens",)
+        for key in keys:
+            if key not in DROPPABLE:
+                raise UserInputError(f"guidance key {k!r} is unknown; allowed: text, field, "
+                                     f"{', '.join(DROPPABLE)}.")
+            out[key] = float(v)
     # conditions without a scale keep scale 1 instead of being dropped from every term
     out.update({k: 1.0 for k in DROPPABLE if k in cond and k not in out})
     return out
