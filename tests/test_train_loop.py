@@ -183,3 +183,27 @@ def test_init_from_starts_at_the_exported_weights_and_rejects_other_models(data,
     with pytest.raises(UserInputError, match="no backbone"):
         Trainer(tiny_config(data, tmp_path / "d", steps=1,
                             overrides=[f"train.init_from={tmp_path}"]))
+
+
+def test_random_frame_offset_takes_contiguous_windows_per_sample(data, tmp_path):
+    from genphys.train.config import DataConfig
+    from genphys.train.data import crop
+
+    x = torch.arange(6 * 10, dtype=torch.float32).reshape(6, 1, 10, 1).expand(6, 1, 10, 3)
+    cfg = DataConfig(frames=8, time_stride=2, frame_offset="random")  # 8 stored -> 4 kept
+    out = crop(x, cfg, torch.Generator().manual_seed(0))
+    assert out.shape == (6, 1, 4, 3)
+    t = out[:, 0, :, 0] - x[:, 0, :1, 0]  # frame indices of each window, (B, 4)
+    start = t[:, :1]
+    assert torch.equal(t, start + torch.tensor([0.0, 2.0, 4.0, 6.0]))  # strided, contiguous
+    assert start.min() >= 0 and start.max() <= 2 and len(set(start.flatten().tolist())) > 1
+    assert torch.equal(crop(x, cfg, torch.Generator().manual_seed(0)), out)  # seeded
+    assert torch.equal(crop(x, cfg), x[:, :, 0:8:2])  # no generator (validation): frame 0
+    with pytest.raises(UserInputError, match="needs data.frames"):
+        DataConfig(frame_offset="random")
+    with pytest.raises(UserInputError, match="longer than the 10 stored"):
+        crop(x, DataConfig(frames=12, time_stride=2, frame_offset="random"),
+             torch.Generator().manual_seed(0))
+    res = Trainer(tiny_config(data, tmp_path / "run", steps=2, overrides=[
+        "data.frames=4", "data.frame_offset=random"])).fit()
+    assert load_export(res["export"])["representation"]["coeff_shape"] == [4, 2, 8]

@@ -29,6 +29,8 @@ class DataConfig:
     batch_size: int = 8  # trajectories per process per micro-step
     num_workers: int = 0  # DataLoader worker processes (the HDF5 file opens lazily per worker)
     frames: int | None = None  # keep the first `frames` stored frames (None: all)
+    frame_offset: Literal["first", "random"] = "first"  # training windows start at frame 0,
+    # or at a random frame per sample (rollout training on longer trajectories; needs frames)
     time_stride: int = 1  # keep every n-th frame
     space_stride: int = 1  # keep every n-th grid point along each spatial axis
     condition: Literal["none", "first_frame"] = "none"  # field conditioning via cond slot
@@ -50,6 +52,9 @@ class DataConfig:
             raise UserInputError(f"data.num_workers={self.num_workers} must be >= 0.")
         if self.frames is not None and self.frames < 2:
             raise UserInputError(f"data.frames={self.frames} must be >= 2 or null.")
+        if self.frame_offset == "random" and self.frames is None:
+            raise UserInputError("data.frame_offset='random' needs data.frames (the window "
+                                 "length) smaller than the stored trajectories.")
 
 
 @dataclass(frozen=True)

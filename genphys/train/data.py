@@ -79,21 +79,38 @@ def train_loader(ds: torch.utils.data.Dataset, cfg: DataConfig, seed: int) -> Da
                       persistent_workers=cfg.num_workers > 0)
 
 
-def crop(x: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
-    """Keep the configured frames and strides of ``x (B, C, T, *space)``."""
-    t = slice(0, cfg.frames, cfg.time_stride)
+def crop(x: torch.Tensor, cfg: DataConfig,
+         generator: torch.Generator | None = None) -> torch.Tensor:
+    """Keep the configured frames and strides of ``x (B, C, T, *space)``.
+
+    With ``frame_offset: random`` and a ``generator`` (training) each sample's window of
+    ``frames`` frames starts at its own random frame; otherwise at frame 0.
+    """
     s = (slice(None, None, cfg.space_stride),) * (x.ndim - 3)
-    return x[(slice(None), slice(None), t, *s)]
+    x = x[(slice(None), slice(None), slice(None), *s)]
+    if cfg.frame_offset != "random" or generator is None:
+        return x[:, :, slice(0, cfg.frames, cfg.time_stride)]
+    span = cfg.frames  # stored frames per window, strided inside like the first window
+    if span > x.shape[2]:
+        raise UserInputError(f"data.frames={cfg.frames} is longer than the "
+                             f"{x.shape[2]} stored frames of the trajectories.")
+    start = torch.randint(x.shape[2] - span + 1, (x.shape[0],), generator=generator,
+                          device=generator.device).to(x.device)  # (B,)
+    t = start[:, None] + torch.arange(0, span, cfg.time_stride, device=x.device)  # (B, kept)
+    idx = t.reshape(*t.shape[:1], 1, t.shape[1], *([1] * (x.ndim - 3)))
+    return torch.gather(x, 2, idx.expand(x.shape[0], x.shape[1], -1, *x.shape[3:]))
 
 
 def model_inputs(batch: dict[str, Any], cfg: DataConfig, rep: WaveletRepresentation,
                  device: torch.device, text: Callable[[list[str]], dict[str, torch.Tensor]]
-                 | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                 | None = None, generator: torch.Generator | None = None,
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """(x0 in model space, conditions as backbone keywords) of a dataset batch.
 
-    ``text`` maps the batch's captions to the text slots (a ``CaptionConditioner``).
+    ``text`` maps the batch's captions to the text slots (a ``CaptionConditioner``);
+    ``generator`` draws the random window starts of ``frame_offset: random`` (training).
     """
-    x = crop(batch["x"].to(device), cfg)  # (B, C, T, *space), normalized
+    x = crop(batch["x"].to(device), cfg, generator)  # (B, C, T, *space), normalized
     cond: dict[str, torch.Tensor] = {}
     if cfg.condition == "first_frame":
         first = x[:, :, :1].expand_as(x)  # (B, C, T, *space): frame 0 held over time

@@ -149,7 +149,8 @@ class DiffusionTask:
     def loss(self, model: nn.Module, batch: dict[str, Any],
              generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         """The objective's loss on one batch; all noise comes from ``generator``."""
-        x0, cond = model_inputs(batch, self.cfg.data, self.rep, self.device, self.text)
+        x0, cond = model_inputs(batch, self.cfg.data, self.rep, self.device, self.text,
+                                generator)
         return self.objective.loss(model, x0, cond=cond or None, generator=generator)
 
     @torch.no_grad()
