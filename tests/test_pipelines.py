@@ -243,6 +243,9 @@ def test_rollout_bad_input(u0):
 def test_prompt_parameters(pipe):
     assert parse_params("Burgers flow, viscosity 0.003, two bumps", ("nu",)) == {"nu": 0.003}
     assert parse_params("nu=1e-3 and c: 2.5", ("nu", "c")) == {"nu": 1e-3, "c": 2.5}
+    # every way the burgers1d captions state nu (genphys.physics.burgers)
+    for phrase in ("viscosity", "ν =", "kinematic viscosity", "diffusion coefficient"):
+        assert parse_params(f"A 1D Burgers flow, {phrase} 0.0048.", ("nu",)) == {"nu": 0.0048}
     assert parse_params("a shock forms", ("nu",)) == {}
     out = pipe(["viscosity 0.003", "a shock", "nu = 0.1"], generator=0, num_inference_steps=1,
                params=None)

@@ -62,8 +62,11 @@ def adherence(nu_asked: np.ndarray, nu_fit: np.ndarray) -> dict[str, float]:
             "mean_abs_log10_err": float(np.abs(a - f).mean())}
 
 
-def stated_prompts(data: str, split: str, num: int) -> tuple[list[str], np.ndarray]:
-    """Up to ``num`` held-out captions that state the viscosity, and the value they state."""
+def stated_prompts(data: str, split: str, num: int,
+                   stated: bool = True) -> tuple[list[str], np.ndarray]:
+    """Up to ``num`` held-out captions that state the viscosity and the value they state, or
+    (``stated=False``) captions that do not state it and their trajectory's viscosity (the
+    text then implies it only through shocks, energy decay and the like)."""
     from genphys.data import TrajectoryDataset, open_trajectories
     from genphys.pipelines.spec import parse_params
 
@@ -71,11 +74,12 @@ def stated_prompts(data: str, split: str, num: int) -> tuple[list[str], np.ndarr
     prompts, nus = [], []
     with open_trajectories(data) as f:
         for i in ds.indices:
-            for cap in f[i]["captions"]:
+            item = f[i]
+            for cap in item["captions"]:
                 nu = parse_params(cap, ("nu",)).get("nu")
-                if nu is not None:
+                if (nu is not None) == stated:
                     prompts.append(cap)
-                    nus.append(nu)
+                    nus.append(nu if stated else float(item["params"]["nu"]))
                     break
             if len(prompts) == num:
                 break
@@ -170,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="text-only guidance scales (empty: skip)")
     ap.add_argument("--guide", choices=["all", "text"], default="all",
                     help="guide every condition with one scale, or the text slots only")
+    ap.add_argument("--unstated", action="store_true",
+                    help="text-only prompts that do not state nu (target: the trajectory's nu)")
     ap.add_argument("--no-rollout", action="store_true")
     ap.add_argument("--rollout-data", default=None,
                     help="longer-horizon file (same dt) whose stored frames are the rollout "
@@ -193,11 +199,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         cells = " | ".join(f"{v:.4f}" for v in by_decade(nu, err).values())
         print(f"| {n} | {err.mean():.4f} | {cells} |", flush=True)
     if args.guidance:
-        prompts, pnu = stated_prompts(args.data, args.split, args.num)
+        prompts, pnu = stated_prompts(args.data, args.split, args.num, not args.unstated)
         res["text"] = text_adherence(pipe, prompts, pnu, args.guidance, 10, args.sampler,
                                      guide=args.guide, **kw)
-        print(f"text-only ({len(prompts)} prompts that state nu), 10 steps, guiding "
-              f"{args.guide}:")
+        res["text_prompts"] = "unstated" if args.unstated else "stated"
+        print(f"text-only ({len(prompts)} prompts that {'do not ' * args.unstated}state nu), "
+              f"10 steps, guiding {args.guide}:")
         for g, r in res["text"].items():
             print(f"  guidance {g}: log10 nu corr {r['log10_corr']:.3f}, mean |log10 err| "
                   f"{r['mean_abs_log10_err']:.3f}, consistency {r['consistency']:.4f}")

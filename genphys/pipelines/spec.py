@@ -196,7 +196,8 @@ def check_compatible(spec: PipelineSpec, backbone: nn.Module, where: Any = "the 
 
 
 _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
-ALIASES = {"nu": ("nu", "viscosity", "diffusivity", "ν"), "c": ("c", "speed", "velocity")}
+ALIASES = {"nu": ("nu", "viscosity", "diffusivity", "diffusion coefficient", "ν"),
+           "c": ("c", "speed", "velocity")}  # every phrase the data engine's captions use
 
 
 def parse_params(prompt: str, names: tuple[str, ...]) -> dict[str, float]:
