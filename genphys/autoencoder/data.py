@@ -7,6 +7,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -14,6 +15,9 @@ import torch
 
 from genphys.data import open_trajectories
 from genphys.errors import DataFormatError
+
+if TYPE_CHECKING:
+    from genphys.autoencoder.model import MeshAutoencoder
 
 
 @dataclass
@@ -70,6 +74,18 @@ def field_stats(trajs: list[PointTrajectory]) -> tuple[torch.Tensor, torch.Tenso
     """Per-channel mean and std ``(C,)`` over every node and frame of ``trajs``."""
     flat = np.concatenate([t.fields.reshape(-1, t.fields.shape[-1]) for t in trajs])  # (M, C)
     return torch.from_numpy(flat.mean(0)), torch.from_numpy(flat.std(0))
+
+
+@torch.no_grad()
+def fit_latent_stats(model: MeshAutoencoder, trajs: list[PointTrajectory],
+                     frames: int = 8) -> None:
+    """Latent normalization from ``frames`` evenly spaced frames of every training trajectory."""
+    z = []
+    for tr in trajs:
+        ts = np.linspace(0, len(tr.fields) - 1, min(frames, len(tr.fields))).astype(int)
+        coords = torch.from_numpy(tr.points)[None].expand(len(ts), -1, -1)  # (F, N, d)
+        z.append(model.encode(coords, torch.from_numpy(tr.fields[ts]), normalize=False))
+    model.set_latent_stats(torch.cat(z))
 
 
 def _fingerprint(model: torch.nn.Module, path: Path) -> str:

@@ -2,9 +2,9 @@
 
 Nodes are bucketed into the grid cell that contains them (``floor((x - lo) / delta)``); a node
 can only lie within ``radius`` of the centres of the ``(2k + 1)^d`` cells around its bucket
-(``k = ceil(radius / delta)``), so the encoder's kernel integral visits each (node, offset)
-pair once and scatter-adds into the grid with ``index_add_``. No N × M distance matrix is
-ever formed: memory is O(B·N·F) per offset and time O(B·N·(2k+1)^d·F).
+(``k = ceil(radius / delta)``). The plan keeps only the (node, cell) pairs with a non-zero
+window weight (P ≈ π·ρ²·N in 2D), and the kernel integral scatter-adds them into the grid with
+one ``index_add_``. No N × M distance matrix is ever formed: time and memory are O(P·F).
 """
 
 from __future__ import annotations
@@ -30,16 +30,19 @@ def window(r2: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Plan:
-    """Precomputed (node, latent cell) pairs of one point set, one entry per offset.
+    """Precomputed (node, latent cell) pairs of one point set within the radius.
 
-    ``index[o]`` ``(B, N)`` flat cell index into ``B * prod(grid)`` rows, ``weight[o]``
-    ``(B, N)`` window weight (0 outside the radius, outside the grid or on padding) and
-    ``rel[o]`` ``(B, N, d)`` node position relative to the cell centre in units of the radius.
+    Only pairs with a non-zero window weight are kept (about π·ρ² of the ``(2k+1)^d``
+    candidate cells per node in 2D), concatenated over offsets: ``node`` ``(P,)`` flat index
+    into ``B * N`` nodes, ``cell`` ``(P,)`` flat index into ``B * prod(grid)`` cells,
+    ``weight`` ``(P,)`` window weight and ``rel`` ``(P, d)`` node position relative to the
+    cell centre in units of the radius.
     """
 
-    index: list[torch.Tensor]
-    weight: list[torch.Tensor]
-    rel: list[torch.Tensor]
+    node: torch.Tensor
+    cell: torch.Tensor
+    weight: torch.Tensor
+    rel: torch.Tensor
     cells: int  # B * prod(grid)
 
 
@@ -58,7 +61,8 @@ def build_plan(coords: torch.Tensor, mask: torch.Tensor | None, grid: tuple[int,
     strides = torch.tensor([math.prod(grid[i + 1:]) for i in range(d)], device=coords.device)
     batch_base = torch.arange(b, device=coords.device)[:, None] * math.prod(grid)  # (B, 1)
     keep = torch.ones(b, n, dtype=torch.bool, device=coords.device) if mask is None else mask
-    plan = Plan([], [], [], b * math.prod(grid))
+    node_ids = torch.arange(b * n, device=coords.device).reshape(b, n)
+    parts: list[tuple[torch.Tensor, ...]] = []
     for off in grid_offsets(d, k, coords.device):
         cell = base + off  # (B, N, d)
         rel = (u - cell - 0.5) / radius  # (B, N, d)
@@ -66,14 +70,13 @@ def build_plan(coords: torch.Tensor, mask: torch.Tensor | None, grid: tuple[int,
         if periodic:
             cell = torch.remainder(cell, shape)
         else:
-            inside = ((cell >= 0) & (cell < shape)).all(-1)
-            w = w * inside
-            cell = torch.minimum(cell.clamp_min(0), shape - 1)
-        w = torch.where(keep, w, torch.zeros_like(w))
-        plan.index.append(batch_base + (cell * strides).sum(-1))
-        plan.weight.append(w.to(coords.dtype))
-        plan.rel.append(rel.to(coords.dtype))
-    return plan
+            w = w * ((cell >= 0) & (cell < shape)).all(-1)
+        live = keep & (w > 0)  # (B, N): padding, outside the radius or the grid drop out
+        flat = batch_base + (cell * strides).sum(-1)  # (B, N)
+        parts.append((node_ids[live], flat[live], w[live].to(coords.dtype),
+                      rel[live].to(coords.dtype)))
+    node, cell, weight, rel = (torch.cat(p) for p in zip(*parts))  # (P,), (P,), (P,), (P, d)
+    return Plan(node, cell, weight, rel, b * math.prod(grid))
 
 
 def kernel_integral(plan: Plan, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,16 +86,12 @@ def kernel_integral(plan: Plan, values: torch.Tensor) -> tuple[torch.Tensor, tor
     = Σ_i w_ij: a kernel integral with the learnable kernel κ(r) = w(r)(A + B·r) once a
     linear layer follows (Li et al. 2020, graph kernel network, with a local window).
     """
-    b, n, f = values.shape
-    d = plan.rel[0].shape[-1]
-    values = torch.nan_to_num(values)  # padding may hold garbage; its weight is 0
-    mom = values.new_zeros(plan.cells, f * (1 + d))
-    wsum = values.new_zeros(plan.cells)
-    for idx, w, rel in zip(plan.index, plan.weight, plan.rel):
-        wv = w[..., None] * values  # (B, N, F)
-        pair = torch.cat([wv, (wv[..., None, :] * rel[..., :, None]).flatten(2)], -1)
-        mom.index_add_(0, idx.reshape(-1), pair.reshape(b * n, -1))  # (B*N, F*(1+d))
-        wsum.index_add_(0, idx.reshape(-1), w.reshape(-1))
+    f = values.shape[-1]
+    # padding nodes have no pairs, so whatever they hold is never read
+    wv = plan.weight[:, None] * values.reshape(-1, f)[plan.node]  # (P, F)
+    pair = torch.cat([wv, (wv[:, None, :] * plan.rel[:, :, None]).flatten(1)], -1)  # (P, F(1+d))
+    mom = values.new_zeros(plan.cells, pair.shape[1]).index_add_(0, plan.cell, pair)
+    wsum = values.new_zeros(plan.cells).index_add_(0, plan.cell, plan.weight)
     return mom, wsum
 
 

@@ -9,17 +9,22 @@ largest mesh so the trainer's default collation works.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from genphys.autoencoder.data import PointTrajectory, field_stats, read_trajectories
+from genphys.autoencoder.data import (
+    PointTrajectory,
+    field_stats,
+    fit_latent_stats,
+    read_trajectories,
+)
 from genphys.autoencoder.evaluate import evaluate
 from genphys.autoencoder.model import MeshAutoencoder
-from genphys.autoencoder.train import fit_latent_stats
-from genphys.config import to_yaml
+from genphys.config import from_dict, to_yaml
 from genphys.data.dataset import seed_split
 from genphys.errors import UserInputError
 
@@ -47,17 +52,39 @@ class FrameDataset(torch.utils.data.Dataset):
         return {"coords": coords, "fields": fields, "mask": torch.arange(self.n_max) < n}
 
 
-class AutoencoderTask:
-    """Reconstruction training: encode from all or a random subset of nodes, decode at all."""
+@dataclass(frozen=True)
+class AELossConfig:
+    """Training-objective options of the autoencoder (``model.kwargs.loss`` in the YAML)."""
 
-    def __init__(self, cfg: Any, device: torch.device | str = "cpu", subset_prob: float = 0.5,
-                 keep_min: float = 0.5):
+    subset_prob: float = 0.5  # probability of encoding a frame from a random node subset
+    keep_min: float = 0.5  # smallest kept node fraction of such a subset
+    rel_floor: float | None = None  # None: MSE; else per-frame relative loss with this floor
+
+    def __post_init__(self) -> None:
+        if not (0 < self.keep_min <= 1 and 0 <= self.subset_prob <= 1):
+            raise UserInputError(f"model.kwargs.loss.keep_min={self.keep_min} must be in (0, 1] "
+                                 f"and subset_prob={self.subset_prob} in [0, 1].")
+        if self.rel_floor is not None and not self.rel_floor > 0:
+            raise UserInputError(f"model.kwargs.loss.rel_floor={self.rel_floor} must be "
+                                 "positive or null.")
+
+
+class AutoencoderTask:
+    """Reconstruction training: encode from all or a random subset of nodes, decode at all.
+
+    ``cfg.model.kwargs`` are :class:`MeshAutoencoder` keywords plus an optional ``loss``
+    mapping (:class:`AELossConfig`); validation uses the first ``validation.num_trajectories``
+    trajectories of the val split.
+    """
+
+    def __init__(self, cfg: Any, device: torch.device | str = "cpu"):
         self.cfg, self.device = cfg, torch.device(device)
-        self.subset_prob, self.keep_min = subset_prob, keep_min
+        self.opts = from_dict(AELossConfig, cfg.model.kwargs.get("loss", {}), "model.kwargs.loss")
         trajs = read_trajectories(cfg.data.path)
         fr = cfg.data.split_fractions
         self.train_trajs = [t for t in trajs if seed_split(t.seed, fr) == "train"]
         self.val_trajs = [t for t in trajs if seed_split(t.seed, fr) == "val"]
+        self.val_trajs = self.val_trajs[:cfg.validation.num_trajectories]
         if not self.train_trajs:
             raise UserInputError(f"the train split of {cfg.data.path} is empty; add "
                                  "trajectories or change data.split_fractions.")
@@ -70,7 +97,7 @@ class AutoencoderTask:
 
     def build_model(self) -> MeshAutoencoder:
         """The autoencoder of ``cfg.model.kwargs`` with field statistics of the train split."""
-        kw = dict(self.cfg.model.kwargs)
+        kw = {k: v for k, v in self.cfg.model.kwargs.items() if k != "loss"}
         kw.setdefault("in_channels", self.train_trajs[0].fields.shape[-1])
         kw.setdefault("dim", self.train_trajs[0].points.shape[-1])
         try:
@@ -82,20 +109,18 @@ class AutoencoderTask:
 
     def loss(self, model: nn.Module, batch: dict[str, Any],
              generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        """MSE of normalized fields at every real node; encoder input randomly thinned."""
+        """Reconstruction loss at every real node; encoder input randomly thinned."""
         coords, fields = batch["coords"].to(self.device), batch["fields"].to(self.device)
         mask = batch["mask"].to(self.device)
         b, n = mask.shape
-        thin = torch.rand(b, 1, generator=generator, device=self.device) < self.subset_prob
-        frac = self.keep_min + (1 - self.keep_min) * torch.rand(b, 1, generator=generator,
-                                                                device=self.device)
+        o = self.opts
+        thin = torch.rand(b, 1, generator=generator, device=self.device) < o.subset_prob
+        frac = o.keep_min + (1 - o.keep_min) * torch.rand(b, 1, generator=generator,
+                                                          device=self.device)
         keep = torch.rand(b, n, generator=generator, device=self.device) < frac  # (B, N)
-        enc_mask = mask & (keep | ~thin)
-        y = model(coords, fields, enc_mask, query=coords, physical=False)  # (B, N, C)
-        core = getattr(model, "module", model)  # DDP-wrapped or not
-        target = (fields - core.field_mean) / core.field_std
-        err = ((y - target) ** 2).sum(-1) * mask  # (B, N)
-        loss = err.sum() / (mask.sum() * target.shape[-1])
+        z = getattr(model, "module", model)  # DDP-wrapped or not: the statistics live here
+        y = model(coords, fields, mask & (keep | ~thin), query=coords, physical=False)
+        loss = reconstruction_loss(y, fields, mask, z.field_mean, z.field_std, o.rel_floor)
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()
@@ -113,6 +138,25 @@ class AutoencoderTask:
         fit_latent_stats(model, self.train_trajs)
         model.save_pretrained(Path(out_dir) / "autoencoder")
         (Path(out_dir) / "config.yaml").write_text(to_yaml(self.cfg))
+
+
+def reconstruction_loss(y: torch.Tensor, fields: torch.Tensor, mask: torch.Tensor,
+                        mean: torch.Tensor, std: torch.Tensor,
+                        rel_floor: float | None = None) -> torch.Tensor:
+    """Squared error of normalized predictions ``y (B, N, C)`` against physical ``fields``.
+
+    ``rel_floor=None``: the MSE over real nodes (``mask (B, N)``). Otherwise each frame's MSE
+    is divided by its own mean square (in units of ``std``) plus ``rel_floor``, so weak and
+    strong frames weigh alike, as in the relative-L2 metric; the floor bounds the weight of
+    near-empty frames.
+    """
+    target = (fields - mean) / std  # (B, N, C) normalized
+    count = mask.sum(1).clamp_min(1) * target.shape[-1]  # (B,)
+    err = (((y - target) ** 2).sum(-1) * mask).sum(1) / count  # (B,) per-frame MSE
+    if rel_floor is None:
+        return (err * count).sum() / count.sum()
+    energy = (((fields / std) ** 2).sum(-1) * mask).sum(1) / count  # (B,) mean square
+    return (err / (energy + rel_floor)).mean()
 
 
 def split_sizes(task: AutoencoderTask) -> dict[str, int]:
