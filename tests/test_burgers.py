@@ -235,3 +235,16 @@ def test_default_batch_timing():
     dt = time.perf_counter() - t0
     print(f"\nburgers1d default config: 16 trajectories in {dt:.1f} s ({16 / dt:.2f} traj/s)")
     assert tr.fields["u"].shape == (16, 64, 128)
+
+
+def test_resolve_groups_trajectories_by_their_own_resolution():
+    """A batch with viscosities needing different grids equals one solve per trajectory."""
+    from genphys.physics.spectral1d import resolve_from_first_frame
+
+    x = (np.arange(32) + 0.5) / 32
+    u0 = np.stack([np.sin(2 * np.pi * x), 0.5 + np.cos(4 * np.pi * x)])  # (2, 32)
+    nu = np.array([0.05, 0.002])  # auto grids of 1024 and 2048 points
+    both = resolve_from_first_frame(u0, nu, 4, 0.1)
+    for b in range(2):
+        one = resolve_from_first_frame(u0[b:b + 1], nu[b:b + 1], 4, 0.1)
+        np.testing.assert_allclose(both[b], one[0], rtol=0, atol=1e-13)

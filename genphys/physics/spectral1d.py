@@ -118,12 +118,18 @@ def resolve_from_first_frame(u0_stored: np.ndarray, nu, nt: int, t_final: float,
         raise UserInputError(f"viscosity nu={nu!r} must be positive and finite.")
     if nt < 2 or not (t_final > 0):
         raise UserInputError(f"need nt >= 2 and t_final > 0, got nt={nt}, t_final={t_final}.")
-    m = n_modes or _auto_modes(float(nu.min()), nx)
-    m = nx * math.ceil(m / nx)
-    m += m % 2
     times = np.linspace(0.0, t_final, nt)
-    u = solve_burgers_spectral(upsample_cell_averages(u0, m), nu, times)  # (B, nt, m)
-    return coarsen_spectral(u, nx)
+    # each trajectory at its own resolution (the cost grows ~ m^2 log m: one low-nu
+    # trajectory must not put the whole batch on its fine grid)
+    modes = np.array([n_modes or _auto_modes(float(v), nx) for v in nu])
+    out = np.empty((nb, nt, nx))
+    for m in np.unique(modes):
+        rows = np.flatnonzero(modes == m)
+        mm = nx * math.ceil(int(m) / nx)
+        mm += mm % 2
+        u = solve_burgers_spectral(upsample_cell_averages(u0[rows], mm), nu[rows], times)
+        out[rows] = coarsen_spectral(u, nx)  # (b, nt, nx)
+    return out
 
 
 def relative_l2(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
