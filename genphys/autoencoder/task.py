@@ -1,10 +1,11 @@
 """The autoencoder objective as a task of the generic trainer (``genphys.train.loop.Trainer``).
 
-``Trainer(cfg, task=AutoencoderTask(cfg)).fit()`` trains a :class:`MeshAutoencoder` with the
-trainer's AdamW, warm-up + cosine, clipping, EMA, checkpoints and DDP. ``cfg.model.kwargs``
-are the autoencoder's keywords (``in_channels``/``dim`` come from the data); the train and
-val splits are the seed-hash splits of ``cfg.data.path``. Frames are padded to the file's
-largest mesh so the trainer's default collation works.
+``genphys train configs/ae_advdiff_mesh2d.yaml`` (``train.mode: autoencoder``) trains a
+:class:`MeshAutoencoder` with the trainer's AdamW, warm-up + cosine, clipping, EMA,
+checkpoints and DDP. ``cfg.model.kwargs`` are the autoencoder's keywords (``in_channels``/
+``dim`` come from the data) plus an optional ``loss`` mapping (:class:`AELossConfig`); the
+train and val splits are the seed-hash splits of ``cfg.data.path``. Frames are padded to the
+file's largest mesh so the trainer's default collation works.
 """
 
 from __future__ import annotations
