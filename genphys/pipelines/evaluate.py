@@ -101,7 +101,7 @@ def text_adherence(pipe: TextToSimulationPipeline, prompts: list[str], nu: np.nd
         traj = pipe(prompts, guidance_scale=scale, num_inference_steps=steps,
                     sampler=sampler, generator=0, **kw).trajectories[:, 0].numpy()  # (N, T, X)
         fit = fit_viscosity(traj, t_final)
-        out[float(g)] = {**adherence(nu, fit),
+        out[float(g)] = {**adherence(nu, fit), "nu_fit": [float(v) for v in fit],
                          "consistency": float(consistency_error(traj, nu, t_final).mean())}
     return out
 
@@ -203,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         res["text"] = text_adherence(pipe, prompts, pnu, args.guidance, 10, args.sampler,
                                      guide=args.guide, **kw)
         res["text_prompts"] = "unstated" if args.unstated else "stated"
+        res["text_nu"] = [float(v) for v in pnu]
         print(f"text-only ({len(prompts)} prompts that {'do not ' * args.unstated}state nu), "
               f"10 steps, guiding {args.guide}:")
         for g, r in res["text"].items():
