@@ -1,6 +1,6 @@
-"""Space–time diffusion backbones over wavelet-channel grids (DiT and a compact UNet).
+"""Space–time diffusion backbones over wavelet-channel grids (DiT, compact UNet, FNO).
 
-Both take ``forward(x, sigma, *, params, pooled, tokens, token_mask, cond, cond_mask)``
+All take ``forward(x, sigma, *, params, pooled, tokens, token_mask, cond, cond_mask)``
 and return a tensor shaped like ``x``; see docs/backbone.md.
 """
 
