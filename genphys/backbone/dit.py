@@ -109,10 +109,8 @@ class SpaceTimeDiT(ModelMixin, ConfigMixin):
         check_heads(check_int(hidden_dim, "hidden_dim", 1), num_heads)
         check_choice(noise_embedding, "noise_embedding", NOISE_EMBEDDINGS)
         check_choice(pos_embedding, "pos_embedding", POS_EMBEDDINGS)
-        self.slots = Slots(check_int(in_channels, "in_channels", 1), len(self.patch),
-                           check_int(cond_channels, "cond_channels"),
-                           check_int(param_dim, "param_dim"), check_int(pooled_dim, "pooled_dim"),
-                           check_int(token_dim, "token_dim"))
+        self.slots = Slots.checked(in_channels, len(self.patch), cond_channels, param_dim,
+                                   pooled_dim, token_dim)
         every = check_int(cross_attn_every, "cross_attn_every", 1)
         patch_in = (in_channels + 2 * cond_channels) * math.prod(self.patch)
         self.embed = nn.Linear(patch_in, hidden_dim)

@@ -132,10 +132,8 @@ class SpaceTimeFNO(ModelMixin, ConfigMixin):
                                  f"width divisible by groups.")
         check_heads(width, num_heads, "width")
         n = spatial_dims + 1
-        self.slots = Slots(check_int(in_channels, "in_channels", 1), n,
-                           check_int(cond_channels, "cond_channels"),
-                           check_int(param_dim, "param_dim"), check_int(pooled_dim, "pooled_dim"),
-                           check_int(token_dim, "token_dim"))
+        self.slots = Slots.checked(in_channels, n, cond_channels, param_dim,
+                                   pooled_dim, token_dim)
         self.frames = check_int(num_frames, "num_frames", 1)
         conv = nn.Conv1d if spatial_dims == 1 else nn.Conv2d
         emb = 2 * width

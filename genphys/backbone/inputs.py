@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from genphys.backbone.config import check_int
 from genphys.errors import UserInputError
 
 
@@ -23,6 +24,14 @@ class Slots:
     param_dim: int = 0  # PDE parameter vector size P
     pooled_dim: int = 0  # pooled text vector size
     token_dim: int = 0  # conditioning token size D_tok
+
+    @classmethod
+    def checked(cls, in_channels: int, n_axes: int, cond_channels: int = 0, param_dim: int = 0,
+                pooled_dim: int = 0, token_dim: int = 0) -> Slots:
+        """Slots from constructor arguments, each checked (one-sentence errors)."""
+        return cls(check_int(in_channels, "in_channels", 1), n_axes,
+                   check_int(cond_channels, "cond_channels"), check_int(param_dim, "param_dim"),
+                   check_int(pooled_dim, "pooled_dim"), check_int(token_dim, "token_dim"))
 
 
 @dataclass

@@ -108,10 +108,8 @@ class SpaceTimeUNet(ModelMixin, ConfigMixin):
                                  f"choose base_channels divisible by groups.")
         check_heads(widths[-1], num_heads, "base_channels * channel_mult[-1]")
         n = spatial_dims + 1
-        self.slots = Slots(check_int(in_channels, "in_channels", 1), n,
-                           check_int(cond_channels, "cond_channels"),
-                           check_int(param_dim, "param_dim"), check_int(pooled_dim, "pooled_dim"),
-                           check_int(token_dim, "token_dim"))
+        self.slots = Slots.checked(in_channels, n, cond_channels, param_dim,
+                                   pooled_dim, token_dim)
         emb = 4 * base_channels
         self.cond = GlobalConditioner(emb, freq_dim=check_int(freq_dim, "freq_dim", 2),
                                       noise_embedding=noise_embedding, noise_scale=noise_scale,
