@@ -87,6 +87,32 @@ def test_reconstruction_loss_mse_and_per_frame_relative():
     # mean squares in std units: (9 + 25) / 2 / 4 = 4.25 and 1 / 4 = 0.25; floor 0.5
     rel = reconstruction_loss(y, fields, mask, mean, std, rel_floor=0.5)
     assert float(rel) == pytest.approx((1.0 / 4.75 + 0.25 / 0.75) / 2)
+    # trajectory-relative: divided by the given trajectory mean squares 8 and 4 -> 2 and 1
+    traj = reconstruction_loss(y, fields, mask, mean, std, rel_floor=0.5,
+                               traj_ms=torch.tensor([[8.0], [4.0]]))
+    assert float(traj) == pytest.approx((1.0 / 2.5 + 0.25 / 1.5) / 2)
+
+
+def test_trajectory_relative_loss_is_the_squared_metric(mesh_file):
+    """Frame MSEs over the trajectory mean square, averaged over its frames = its rel L2²."""
+    cfg = from_dict(ExperimentConfig, {
+        "data": {"path": str(mesh_file), "batch_size": 2, "split_fractions": [1.0, 0.0, 0.0]},
+        "model": {"kwargs": {"grid": [8, 4], "width": 8, "n_freq": 2}},
+        "train": {"mode": "autoencoder"}})
+    task = AutoencoderTask(cfg)
+    ds, tr = task.train_dataset, task.train_trajs[0]
+    frames = torch.utils.data.default_collate([ds[k] for k in range(len(tr.fields))])
+    torch.testing.assert_close(frames["traj_ms"][0], torch.from_numpy(
+        (tr.fields.astype("float64") ** 2).mean((0, 1))).float())
+    mean, std = torch.zeros(1), torch.ones(1)
+    pred = torch.from_numpy(tr.fields) * 1.1  # (T, N, 1): 10% too large everywhere
+    padded = torch.zeros_like(frames["fields"])
+    padded[:, :pred.shape[1]] = pred
+    loss = reconstruction_loss(padded, frames["fields"], frames["mask"], mean, std,
+                               rel_floor=1e-12, traj_ms=frames["traj_ms"])
+    assert float(loss) == pytest.approx(0.01, rel=1e-4)  # (10%)^2
+    with pytest.raises(UserInputError, match="relative_to='step'"):
+        AELossConfig(relative_to="step")
 
 
 def test_task_uses_the_loss_options_and_splits(mesh_file):

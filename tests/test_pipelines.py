@@ -287,6 +287,15 @@ def test_cli_generate_and_rollout(burgers_export, capsys):
     with open_trajectories(d / "roll.h5") as f:
         assert len(f) == 2 and f[0]["fields"].shape == (1, 40, 32)
         np.testing.assert_allclose(np.diff(f[0]["time"]), 2.0 / 15, rtol=1e-6)
+        m = f[0]["fields"].mean(-1)  # (1, 40): burgers1d conserves the mean (default on)
+        np.testing.assert_allclose(m, m[:, :1].repeat(40, 1), rtol=0, atol=1e-5)
+    for flag, name in (("--conserve", "on.h5"), ("--no-conserve", "off.h5")):
+        assert main(["generate", "--init", f"{d / 'b.h5'}:1", "--model", str(d / "export"),
+                     "--steps", "2", "--out", str(d / name), flag, "--no-check"]) == 0
+    with open_trajectories(d / "on.h5") as on, open_trajectories(d / "off.h5") as off:
+        drift = [np.abs(g[0]["fields"].mean(-1) - g[0]["fields"][:, :1].mean(-1)).max()
+                 for g in (on, off)]
+    assert drift[0] < 1e-5 < 1e-2 < drift[1]  # an untrained model drifts unless projected
 
 
 @pytest.mark.parametrize("argv,match", [
@@ -359,3 +368,33 @@ def test_consistency_check_on_solver_data(burgers_export):
     np.testing.assert_allclose(rel_l2(u.numpy() * 1.1, u.numpy()), 0.1, rtol=1e-6)
     assert by_decade(np.array([2e-3, 5e-3, 0.02]), np.array([1.0, 3.0, 5.0])) == {
         "[1e-3, 1e-2)": 2.0, "[1e-2, 1e-1)": 5.0}
+
+
+def test_conserved_mean_is_imposed_for_a_conservation_law(u0):
+    """burgers1d conserves the mean of u: every frame keeps frame 0's mean (given frame 0) or
+    one common mean (text/params only); conserve=False leaves the drift; clear errors."""
+    pipe = TextToSimulationPipeline(backbone=tiny_net(), spec=tiny_spec(system="burgers1d"))
+    kw = dict(params={"nu": 0.01}, num_inference_steps=3, sampler="rf_euler", generator=0)
+    on = pipe(initial_state=u0, **kw).trajectories  # (1, 1, 8, 16) physical
+    off = pipe(initial_state=u0, conserve=False, **kw).trajectories
+    means, m0 = on.mean(-1), float(u0.double().mean())
+    torch.testing.assert_close(means, torch.full_like(means, m0), rtol=0, atol=1e-5)
+    assert float((off.mean(-1) - m0).abs().max()) > 1e-2  # a random net drifts
+    free = pipe(**kw, num_samples=2).trajectories.mean(-1)  # (2, 1, 8): no frame 0 given
+    torch.testing.assert_close(free, free[..., :1].expand_as(free), rtol=0, atol=1e-5)
+    # the correction is the orthogonal projection: idempotent, a constant shift per frame
+    fix = pipe._conserve_means([0], anchored=False)
+    c = torch.randn(2, 4, 4, 8, generator=torch.Generator().manual_seed(0))
+    once = fix(c, torch.ones(2))
+    torch.testing.assert_close(fix(once, torch.ones(2)), once, rtol=0, atol=1e-6)
+    shift = pipe.rep.decode(once) - pipe.rep.decode(c)  # (2, 1, 8, 16)
+    torch.testing.assert_close(shift, shift[..., :1].expand_as(shift), rtol=0, atol=1e-6)
+    roll = RolloutPipeline(backbone=tiny_net(), spec=tiny_spec(system="burgers1d"))
+    r = roll(u0, horizon=14, overlap=2, num_inference_steps=3, params={"nu": 0.01})
+    rm = r.trajectories.mean(-1)
+    torch.testing.assert_close(rm, torch.full_like(rm, m0), rtol=0, atol=1e-5)
+    with pytest.raises(UserInputError, match="declares no conserved"):
+        TextToSimulationPipeline(backbone=tiny_net(), spec=tiny_spec())(
+            initial_state=u0, conserve=True, **kw)
+    with pytest.raises(UserInputError, match="conserve='yes'"):
+        pipe(initial_state=u0, conserve="yes", **kw)

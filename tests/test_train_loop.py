@@ -207,3 +207,62 @@ def test_random_frame_offset_takes_contiguous_windows_per_sample(data, tmp_path)
     res = Trainer(tiny_config(data, tmp_path / "run", steps=2, overrides=[
         "data.frames=4", "data.frame_offset=random"])).fit()
     assert load_export(res["export"])["representation"]["coeff_shape"] == [4, 2, 8]
+
+
+def test_relative_floor_weights_each_trajectory_by_its_physical_mean_square(data, tmp_path):
+    """objective.relative_floor: weight 1 / (mean (u / std)^2 + floor) in physical units, and
+    the weighted loss is the plain loss with each sample's term scaled by it."""
+    from genphys.train.data import model_inputs
+    from genphys.train.tasks import DiffusionTask
+
+    task = DiffusionTask(tiny_config(data, tmp_path / "r", overrides=[
+        "objective.relative_floor=0.25"]))
+    batch = torch.utils.data.default_collate([task.train_ds[i] for i in range(3)])
+    x0, cond = model_inputs(batch, task.cfg.data, task.rep, task.device)
+    phys = task.to_fields(x0)  # (B, C, T, X) physical
+    std = torch.as_tensor(task.stats.scale(), dtype=phys.dtype).reshape(1, -1, 1, 1)
+    want = 1.0 / ((phys / std).square().flatten(1).mean(1) + 0.25)
+    torch.testing.assert_close(task.relative_weight(x0), want)
+    assert float(want.max() / want.min()) > 1.05  # the toy trajectories differ in energy
+    model = task.build_model()
+    plain, _ = task.objective.loss(model, x0, cond, torch.Generator().manual_seed(3))
+    weighted, _ = task.objective.loss(model, x0, cond, torch.Generator().manual_seed(3),
+                                      sample_weight=want)
+    assert float(weighted.detach()) != pytest.approx(float(plain.detach()))
+    ones, _ = task.objective.loss(model, x0, cond, torch.Generator().manual_seed(3),
+                                  sample_weight=torch.ones(3))
+    torch.testing.assert_close(ones, plain)
+    base = DiffusionTask(tiny_config(data, tmp_path / "p"))
+    assert base.relative_weight(x0) is None
+    with pytest.raises(UserInputError, match="relative_floor=0.0"):
+        tiny_config(data, tmp_path / "e", overrides=["objective.relative_floor=0.0"])
+
+
+def test_lr_follows_the_time_budget_when_it_is_further_along():
+    cfg = ScheduleConfig(warmup_steps=2, min_lr_ratio=0.1)
+    used = [0.0]
+    f = lr_factor(cfg, total=102, clock=lambda: used[0])
+    assert f(52) == pytest.approx(0.1 + 0.9 * 0.5)  # step progress 0.5 > time progress 0
+    used[0] = 0.75
+    assert f(52) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.75)))
+    used[0] = 3.0
+    assert f(52) == pytest.approx(0.1) and f(0) == pytest.approx(0.5)  # warm-up is by step
+
+
+def test_max_minutes_stops_early_exports_and_resumes_the_clock(data, tmp_path):
+    """train.max_minutes: the run stops on time (not interrupted), ends at the LR floor,
+    exports, and a resumed run continues the elapsed time instead of restarting it."""
+    cfg = tiny_config(data, tmp_path / "run", steps=100_000, overrides=[
+        "train.max_minutes=0.01", "schedule.warmup_steps=1", "schedule.min_lr_ratio=0.05"])
+    tr = Trainer(cfg)
+    res = tr.fit()
+    assert not res["interrupted"] and 1 <= res["step"] < 100_000 and "export" in res
+    assert 0.01 <= res["minutes"] < 0.5
+    # the LR was last set one step before the budget ran out: at the floor up to that step
+    assert tr.scheduler.get_last_lr()[0] == pytest.approx(0.05 * cfg.optimizer.lr, rel=0.02)
+    again = Trainer(cfg, resume=tmp_path / "run")
+    assert 0.6 <= again.state.elapsed <= res["minutes"] * 60  # the clock at the last save
+    out = again.fit()  # the budget is spent already: no further step
+    assert out["step"] == res["step"]
+    with pytest.raises(UserInputError, match="max_minutes=0"):
+        tiny_config(data, tmp_path / "bad", overrides=["train.max_minutes=0"])

@@ -37,6 +37,9 @@ class FrameDataset(torch.utils.data.Dataset):
         self.trajs = trajs
         self.n_max = max(len(t.points) for t in trajs)
         self.index = [(i, k) for i, t in enumerate(trajs) for k in range(len(t.fields))]
+        # per-channel mean square of each whole trajectory (C,): the trajectory-relative loss
+        self.traj_ms = [torch.from_numpy((t.fields.astype("float64") ** 2).mean((0, 1)))
+                        .float() for t in trajs]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -50,7 +53,8 @@ class FrameDataset(torch.utils.data.Dataset):
         n, d, c = len(tr.points), tr.points.shape[1], tr.fields.shape[2]
         coords, fields = torch.zeros(self.n_max, d), torch.zeros(self.n_max, c)
         coords[:n], fields[:n] = torch.from_numpy(tr.points), torch.from_numpy(tr.fields[k])
-        return {"coords": coords, "fields": fields, "mask": torch.arange(self.n_max) < n}
+        return {"coords": coords, "fields": fields, "mask": torch.arange(self.n_max) < n,
+                "traj_ms": self.traj_ms[i]}
 
 
 @dataclass(frozen=True)
@@ -59,9 +63,13 @@ class AELossConfig:
 
     subset_prob: float = 0.5  # probability of encoding a frame from a random node subset
     keep_min: float = 0.5  # smallest kept node fraction of such a subset
-    rel_floor: float | None = None  # None: MSE; else per-frame relative loss with this floor
+    rel_floor: float | None = None  # None: MSE; else relative loss with this floor
+    relative_to: str = "frame"  # relative loss: each frame's own mean square or its trajectory's
 
     def __post_init__(self) -> None:
+        if self.relative_to not in ("frame", "trajectory"):
+            raise UserInputError(f"model.kwargs.loss.relative_to={self.relative_to!r} is not "
+                                 "allowed; use 'frame' or 'trajectory'.")
         if not (0 < self.keep_min <= 1 and 0 <= self.subset_prob <= 1):
             raise UserInputError(f"model.kwargs.loss.keep_min={self.keep_min} must be in (0, 1] "
                                  f"and subset_prob={self.subset_prob} in [0, 1].")
@@ -121,7 +129,9 @@ class AutoencoderTask:
         keep = torch.rand(b, n, generator=generator, device=self.device) < frac  # (B, N)
         z = getattr(model, "module", model)  # DDP-wrapped or not: the statistics live here
         y = model(coords, fields, mask & (keep | ~thin), query=coords, physical=False)
-        loss = reconstruction_loss(y, fields, mask, z.field_mean, z.field_std, o.rel_floor)
+        traj_ms = batch["traj_ms"].to(self.device) if o.relative_to == "trajectory" else None
+        loss = reconstruction_loss(y, fields, mask, z.field_mean, z.field_std, o.rel_floor,
+                                   traj_ms)
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()
@@ -143,20 +153,26 @@ class AutoencoderTask:
 
 def reconstruction_loss(y: torch.Tensor, fields: torch.Tensor, mask: torch.Tensor,
                         mean: torch.Tensor, std: torch.Tensor,
-                        rel_floor: float | None = None) -> torch.Tensor:
+                        rel_floor: float | None = None,
+                        traj_ms: torch.Tensor | None = None) -> torch.Tensor:
     """Squared error of normalized predictions ``y (B, N, C)`` against physical ``fields``.
 
     ``rel_floor=None``: the MSE over real nodes (``mask (B, N)``). Otherwise each frame's MSE
-    is divided by its own mean square (in units of ``std``) plus ``rel_floor``, so weak and
-    strong frames weigh alike, as in the relative-L2 metric; the floor bounds the weight of
-    near-empty frames.
+    is divided by a mean square (in units of ``std``) plus ``rel_floor``: the frame's own, or,
+    given ``traj_ms (B, C)`` (the per-channel mean square of each frame's whole trajectory),
+    its trajectory's. The trajectory form is the square of the evaluation metric (relative
+    L2 over a whole trajectory) averaged over its frames; the per-frame form weighs weak and
+    strong frames alike. The floor bounds the weight of near-empty frames or trajectories.
     """
     target = (fields - mean) / std  # (B, N, C) normalized
     count = mask.sum(1).clamp_min(1) * target.shape[-1]  # (B,)
     err = (((y - target) ** 2).sum(-1) * mask).sum(1) / count  # (B,) per-frame MSE
     if rel_floor is None:
         return (err * count).sum() / count.sum()
-    energy = (((fields / std) ** 2).sum(-1) * mask).sum(1) / count  # (B,) mean square
+    if traj_ms is not None:
+        energy = (traj_ms / std**2).mean(-1)  # (B,) trajectory mean square in std units
+    else:
+        energy = (((fields / std) ** 2).sum(-1) * mask).sum(1) / count  # (B,) mean square
     return (err / (energy + rel_floor)).mean()
 
 

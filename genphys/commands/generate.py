@@ -25,6 +25,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    "--out name with .png)")
     p.add_argument("--gif", default=None, type=_gif_path,
                    help="animated GIF of the trajectory (1D: ensemble mean +- std if several)")
+    p.add_argument("--conserve", action=argparse.BooleanOptionalAction, default=None,
+                   help="hold the spatial mean the PDE conserves (burgers1d: the mean of u) "
+                   "constant in every sampling step (default: on when the system has one)")
     p.add_argument("--check", action=argparse.BooleanOptionalAction, default=None,
                    help="print the physical-consistency error (Burgers re-solve; default on "
                    "for burgers1d models)")
@@ -125,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     params = {k: v for k, v in params.items() if k in pipe.spec.param_names} or None
     out = pipe(args.prompt, num_inference_steps=args.steps, sampler=args.sampler,
                guidance_scale=args.guidance, num_samples=args.num_samples,
-               generator=args.seed, params=params, initial_state=state)
+               generator=args.seed, params=params, initial_state=state,
+               conserve=args.conserve)
     b = out.trajectories.shape[0]
     print(f"generated {b} trajectories of shape {tuple(out.trajectories.shape[1:])} "
           f"(C, T, *space) with {args.sampler}, {args.steps} steps")
@@ -133,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name}: {', '.join(f'{x:.4g}' for x in np.asarray(v))}")
     captions = out.prompts or [args.prompt or "generated from an initial field"] * b
     attrs = {"generated_by": "genphys generate", "model": str(args.model),
-             "sampler": args.sampler, "steps": args.steps, "guidance": args.guidance}
+             "sampler": args.sampler, "steps": args.steps, "guidance": args.guidance,
+             "conserve": str(args.conserve)}
     finish(args, pipe.spec, out.trajectories, out.params, captions, out.seeds, attrs)
     return 0

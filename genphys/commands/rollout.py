@@ -39,14 +39,15 @@ def run(args: argparse.Namespace) -> int:
     out = pipe(state, args.horizon, overlap=args.overlap, ensemble_size=args.ensemble,
                num_inference_steps=args.steps, sampler=args.sampler,
                guidance_scale=args.guidance, generator=args.seed, prompt=args.prompt,
-               params=params)
+               params=params, conserve=args.conserve)
     traj = out.trajectories[0]  # (E, C, H, *space)
     print(f"rolled out {len(out.windows)} windows to {args.horizon} frames, "
           f"{args.ensemble} members; mean ensemble std {float(out.std.mean()):.4g}")
     names = pipe.spec.param_names
     values = {n: np.full(len(traj), (params or {}).get(n, np.nan)) for n in names}
     attrs = {"generated_by": "genphys rollout", "model": str(args.model), "init": args.init,
-             "overlap": args.overlap, "sampler": args.sampler, "steps": args.steps}
+             "overlap": args.overlap, "sampler": args.sampler, "steps": args.steps,
+             "conserve": str(args.conserve)}
     seeds = [args.seed + m for m in range(len(traj))]
     caption = args.prompt or f"rollout from {args.init}"
     finish(args, pipe.spec, traj, values, [caption] * len(traj), seeds, attrs)

@@ -51,6 +51,10 @@ class ObjectiveConfig:
     sigma_min: float | None = None  # smallest VE sigma (train and sample); None: schedule/EDM
     sigma_max: float | None = None  # largest VE sigma (train and sample); None: schedule/EDM
     schedule_options: dict[str, Any] = field(default_factory=dict)  # kwargs of the schedule
+    # None: every trajectory weighs alike; a number: each trajectory's loss is divided by its
+    # mean square (physical units over std^2) plus this floor, i.e. the squared relative L2
+    # of the metrics, so weak (decayed) trajectories are not under-weighted (trainer only)
+    relative_floor: float | None = None
 
     def __post_init__(self) -> None:
         _check_choice(self.kind, "kind", KINDS)
@@ -60,6 +64,9 @@ class ObjectiveConfig:
         _check_choice(self.weighting, "weighting", WEIGHTINGS)
         _check_choice(self.noise_sampling, "noise_sampling", NOISE_SAMPLINGS)
         _check_choice(self.noise_input, "noise_input", NOISE_INPUTS)
+        if self.relative_floor is not None and not self.relative_floor > 0:
+            raise UserInputError(f"objective.relative_floor={self.relative_floor} must be "
+                                 "positive or null.")
         if self.kind == "flow" and self.schedule != "flow":
             raise UserInputError(f"kind='flow' needs schedule='flow' (the linear path), got "
                                  f"schedule={self.schedule!r}.")

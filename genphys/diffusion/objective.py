@@ -106,10 +106,12 @@ class Objective:
                              sigma_data=c.sigma_data, gamma=c.min_snr_gamma)
 
     def loss(self, model: nn.Module | Callable, x0: Tensor, cond: Mapping[str, Any] | None = None,
-             generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
+             generator: torch.Generator | None = None, sample_weight: Tensor | None = None,
+             ) -> tuple[Tensor, dict[str, float]]:
         """Weighted denoising loss of a clean batch ``x0 (B, C, T, *space)`` and its logs.
 
         Draws, in order, t (B,), eps like x0 and the dropout masks from ``generator``.
+        ``sample_weight (B,)``: an extra per-sample factor (e.g. relative weighting).
         """
         if not torch.is_tensor(x0) or x0.ndim < 2 or not x0.is_floating_point():
             raise UserInputError(f"x0 must be a floating tensor (B, C, ...), got "
@@ -123,6 +125,8 @@ class Objective:
         out = self.network(model, cond)(x_t, t)
         err = (out - target(self.cfg.prediction, x0, eps, sched, t)) ** 2
         per_sample = self.weight(t).detach() * err.flatten(1).mean(dim=1)  # (B,)
+        if sample_weight is not None:
+            per_sample = per_sample * sample_weight.to(per_sample).detach()
         loss = per_sample.mean()
         return loss, self._logs(loss, per_sample, sched.sigma_ve(t), keeps)
 

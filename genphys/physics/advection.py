@@ -104,6 +104,7 @@ class Advection1D(PDESystem):
     description = "Linear advection u_t + beta u_x = 0, periodic [0,1), t in [0, 2] (exact)."
     param_specs = (ParamSpec("beta", 1.0, -2.0, 2.0, doc="advection velocity (signed)"),)
     field_names = ("u",)
+    conserved_means = ("u",)  # periodic conservation law: d/dt of the mean of u is 0
     Config = AdvectionConfig
 
     def generate(self, num: int, seed: int = 0, *, start: int = 0,

@@ -131,6 +131,9 @@ class PDESystem(ABC):
     field_names: ClassVar[tuple[str, ...]]
     Config: ClassVar[type]  # frozen dataclass of discretisation options
     default_batch_size: ClassVar[int] = 16
+    # fields whose spatial mean the PDE conserves exactly (periodic conservation laws); the
+    # pipelines project generated trajectories onto that invariant (``conserve=``)
+    conserved_means: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **overrides: Any) -> None:
         self.config, self.fixed, self.ranges = self._parse_overrides(overrides)

@@ -229,6 +229,7 @@ class Burgers1D(PDESystem):
     param_specs = (ParamSpec("nu", 0.01, 1e-3, 1e-1, log=True,
                              doc="viscosity (= PDEBench Nu / pi)"),)
     field_names = ("u",)
+    conserved_means = ("u",)  # periodic conservation law: d/dt of the mean of u is 0
     Config = BurgersConfig
 
     def generate(self, num: int, seed: int = 0, *, start: int = 0,

@@ -169,15 +169,24 @@ class SimulationPipeline(DiffusionPipeline):
                             sampler: Any, guidance: Any, sigma_kind: str = "loguniform",
                             sigma_options: Mapping[str, Any] | None = None,
                             sampler_options: Mapping[str, Any] | None = None,
-                            known: tuple[Tensor, int] | None = None) -> Tensor:
-        """Model-space samples ``(B, *coeff_shape)``; sample b depends only on seeds[b]."""
+                            known: tuple[Tensor, int] | None = None,
+                            conserve: Sequence[int] = ()) -> Tensor:
+        """Model-space samples ``(B, *coeff_shape)``; sample b depends only on seeds[b].
+
+        ``known``: (normalized frames ``(B, C, k, *space)``, k) imposed on every x0 estimate;
+        ``conserve``: channels whose spatial mean is held constant in time (see
+        :meth:`conserved_channels`), after the known frames are imposed.
+        """
         steps, sampler = check_steps(steps), check_sampler(sampler)
         dtype, device = self._dtype_device
         cond = {k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype)
                 for k, v in cond.items()}
         denoise = self._denoiser(cond, _guidance(guidance, cond), len(seeds))
-        if known is not None:
-            denoise = with_x0_correction(denoise, self._impose_frames(*known))
+        fixes = [self._impose_frames(*known)] if known is not None else []
+        if conserve:
+            fixes.append(self._conserve_means(list(conserve), known is not None))
+        if fixes:
+            denoise = with_x0_correction(denoise, *fixes)
         z = seeded_normal(seeds, self.spec.coeff_shape).to(device=device, dtype=dtype)
         try:
             sigmas = self.objective.sigmas(steps, sigma_kind, **dict(sigma_options or {}))
@@ -210,6 +219,46 @@ class SimulationPipeline(DiffusionPipeline):
             return self.rep.encode(x)
 
         return fix
+
+    def _conserve_means(self, channels: list[int], anchored: bool):
+        """x0 correction onto a conserved spatial mean of ``channels`` (ProbConserv-style).
+
+        The orthogonal (L2) projection of the decoded x0 estimate onto the trajectories whose
+        spatial mean is the same in every frame: that of frame 0 when frame 0 is given
+        (``anchored``), else the time average of the frames' means. The normalization is a
+        per-channel affine map, so the invariant is the same in normalized units.
+        """
+        def fix(x0: Tensor, sigma: Tensor) -> Tensor:
+            x = self.rep.decode(x0)  # (B, C, T, *space), normalized units
+            space = tuple(range(3, x.ndim))
+            sub = x[:, channels]
+            means = sub.mean(dim=space, keepdim=True)  # (B, c, T, 1, ...)
+            target = means[:, :, :1] if anchored else means.mean(dim=2, keepdim=True)
+            x = x.clone()
+            x[:, channels] = sub - means + target
+            return self.rep.encode(x)
+
+        return fix
+
+    def conserved_channels(self, conserve: bool | None) -> list[int]:
+        """Channel indices whose mean the system conserves; ``conserve``: None = if any."""
+        if conserve is not None and not isinstance(conserve, bool):
+            raise UserInputError(f"conserve={conserve!r} is invalid; allowed: None (on when "
+                                 "the system has a conserved mean), True or False.")
+        names: tuple[str, ...] = ()
+        if self.spec.system is not None:
+            from genphys.physics import system_class
+            from genphys.physics.base import SpecError
+            try:
+                names = system_class(self.spec.system).conserved_means
+            except SpecError:
+                names = ()
+        channels = [i for i, n in enumerate(self.spec.field_names) if n in names]
+        if conserve and not channels:
+            raise UserInputError(f"conserve=True, but system {self.spec.system!r} of this "
+                                 "model declares no conserved spatial mean; use conserve=None "
+                                 "or False.")
+        return channels if conserve is not False else []
 
     def decode(self, coeffs: Tensor) -> Tensor:
         """Model space -> physical trajectories ``(B, C, T, *space)`` (IDWT, denormalize)."""

@@ -182,15 +182,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                          "reference; default: spectral re-solve of a 2x window")
     ap.add_argument("--rollout-num", type=int, default=None,
                     help="trajectories for the rollout (default: --num)")
+    ap.add_argument("--conserve", action=argparse.BooleanOptionalAction, default=None,
+                    help="conserved-mean projection (default: on when the system has one)")
     ap.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     pipe = TextToSimulationPipeline.from_pretrained(args.model)
     kw = {"sigma_options": {"sigma_min": args.sigma_min}} if args.sigma_min else {}
+    kw["conserve"] = args.conserve
     items = test_items(pipe, args.data, args.split, args.num)
     nu = items["params"][:, list(items["names"]).index("nu")]
     res: dict[str, Any] = {"model": args.model, "split": args.split, "n": len(nu),
-                           "sampler": args.sampler, "sigma_min": args.sigma_min, "ic": {}}
+                           "sampler": args.sampler, "sigma_min": args.sigma_min,
+                           "conserve": pipe.conserved_channels(args.conserve) != [], "ic": {}}
     print(f"{len(nu)} {args.split} trajectories, sampler {args.sampler}")
     print("| steps | mean rel L2 | " + " | ".join(by_decade(nu, nu).keys()) + " |")
     for n in args.steps:

@@ -57,7 +57,9 @@ class RolloutPipeline(SimulationPipeline):
                  prompt: str | Sequence[str] | None = None,  # optional text, one per state
                  params: Mapping[str, Any] | Sequence[float] | None = None,
                  sigma_kind: str = "loguniform", sigma_options: Mapping[str, Any] | None = None,
-                 sampler_options: Mapping[str, Any] | None = None) -> RolloutOutput:
+                 sampler_options: Mapping[str, Any] | None = None,
+                 conserve: bool | None = None,  # project onto the PDE's conserved mean
+                 ) -> RolloutOutput:
         """Roll out from physical ``initial_state`` ``(C, *space)`` or ``(N, C, *space)``."""
         if self.spec.condition != "first_frame":
             raise UserInputError("RolloutPipeline needs a model trained with first-frame "
@@ -71,13 +73,15 @@ class RolloutPipeline(SimulationPipeline):
         frames = self.encode_initial_state(initial_state, n * e, e)[:, :, None]  # (B,C,1,*S)
         text = self.encode_text(prompts, e)
         pcond, _ = self.encode_params(params, prompts, n * e, e)
+        keep = self.conserved_channels(conserve)
         windows, starts, start = [], [], 0
         while True:
             seeds = [int(generator) + len(windows) * SEED_STRIDE + b for b in range(n * e)]
             cond = {**text, **pcond, **self.field_condition(frames[:, :, 0])}
             coeffs = self.sample_coefficients(
                 cond, seeds, num_inference_steps, sampler, guidance_scale, sigma_kind,
-                sigma_options, sampler_options, known=(frames, frames.shape[2]))
+                sigma_options, sampler_options, known=(frames, frames.shape[2]),
+                conserve=keep)
             window = self.rep.decode(coeffs).to(torch.float64)  # (B, C, T, *S) normalized
             windows.append(window)
             starts.append(start)

@@ -61,6 +61,7 @@ class TextToSimulationPipeline(SimulationPipeline):
                  sigma_options: Mapping[str, Any] | None = None,  # grid options (e.g. rho)
                  sampler_options: Mapping[str, Any] | None = None,  # sampler keywords
                  impose_initial_state: bool = True,  # x0 correction: frame 0 = initial_state
+                 conserve: bool | None = None,  # project onto the PDE's conserved mean
                  ) -> SimulationOutput:
         """Generate ``num_samples`` trajectories per prompt (or per initial state)."""
         prompts = self.check_prompts(prompt)
@@ -79,7 +80,8 @@ class TextToSimulationPipeline(SimulationPipeline):
         known = (frame0[:, :, None], 1) if impose else None  # frame 0 set after every step
         coeffs = self.sample_coefficients(cond, seeds, num_inference_steps, sampler,
                                           guidance_scale, sigma_kind, sigma_options,
-                                          sampler_options, known=known)
+                                          sampler_options, known=known,
+                                          conserve=self.conserved_channels(conserve))
         trajectories = self.decode(coeffs)  # from_wavelet + denormalize
         return SimulationOutput(
             trajectories=trajectories, params=values,

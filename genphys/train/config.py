@@ -156,10 +156,16 @@ class TrainLoopConfig:
     seed: int = 0  # model init, data order and training noise
     mixed_precision: Literal["no", "bf16"] = "no"  # bf16 only on GPU; CPU always trains fp32
     init_from: str | None = None  # export/pipeline folder whose backbone weights start the run
+    # wall-clock budget of the loop: stop at train.steps or after this many minutes, whichever
+    # comes first; the cosine follows whichever is further along (not bit-reproducible)
+    max_minutes: float | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise UserInputError(f"train.steps={self.steps} must be >= 1.")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise UserInputError(f"train.max_minutes={self.max_minutes} must be positive "
+                                 "or null.")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import contextlib
 import math
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,10 +45,16 @@ class TrainState:
     step: int = 0
     epoch: int = 0
     samples_in_epoch: int = 0  # indices of this epoch's permutation already consumed (global)
+    elapsed: float = 0.0  # seconds spent in the loop (train.max_minutes), over resumes
 
 
-def lr_factor(cfg: ScheduleConfig, total: int) -> Callable[[int], float]:
-    """Linear warm-up then cosine decay to ``min_lr_ratio`` (Loshchilov & Hutter 2017, SGDR)."""
+def lr_factor(cfg: ScheduleConfig, total: int,
+              clock: Callable[[], float] | None = None) -> Callable[[int], float]:
+    """Linear warm-up then cosine decay to ``min_lr_ratio`` (Loshchilov & Hutter 2017, SGDR).
+
+    ``clock()``: the used fraction of a wall-clock budget; the decay then follows the step or
+    the time fraction, whichever is further along, so a timed run still ends at the floor.
+    """
     def factor(step: int) -> float:
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
@@ -55,6 +62,8 @@ def lr_factor(cfg: ScheduleConfig, total: int) -> Callable[[int], float]:
             return 1.0
         span = max(total - cfg.warmup_steps, 1)
         progress = min((step - cfg.warmup_steps) / span, 1.0)
+        if clock is not None:
+            progress = min(max(progress, clock()), 1.0)
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
     return factor
 
@@ -123,8 +132,11 @@ class Trainer:
         opt = torch.optim.AdamW(model.parameters(), lr=oc.lr, betas=tuple(oc.betas),
                                 weight_decay=oc.weight_decay, eps=oc.eps)
         # not prepared: a prepared scheduler steps once per process per optimizer step
+        self._t0, self._elapsed0 = time.monotonic(), 0.0
+        budget = cfg.train.max_minutes
+        clock = None if budget is None else (lambda: self.elapsed() / (60 * budget))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            opt, lr_factor(cfg.schedule, cfg.train.steps))
+            opt, lr_factor(cfg.schedule, cfg.train.steps, clock))
         loader = train_loader(self.task.train_dataset, cfg.data, cfg.train.seed)
         self.sampler = loader.sampler
         self.model, self.optimizer, self.loader = self.acc.prepare(model, opt, loader)
@@ -133,6 +145,19 @@ class Trainer:
         self.state, self.last_saved, self.metrics = TrainState(), -1, {}
         if resume is not None:
             self._resume(resume)
+
+    def elapsed(self) -> float:
+        """Seconds of training so far (this process since ``fit`` began, plus resumed runs)."""
+        return self._elapsed0 + time.monotonic() - self._t0
+
+    def _out_of_time(self) -> bool:
+        """``train.max_minutes`` used up (decided on the main process, shared by all ranks)."""
+        budget = self.cfg.train.max_minutes
+        if budget is None:
+            return False
+        flag = torch.tensor(float(self.elapsed() >= 60 * budget), device=self.acc.device)
+        return bool(self.acc.reduce(flag, "sum") > 0) if self.acc.num_processes > 1 \
+            else bool(flag)
 
     # ------------------------------------------------------------- data
     @property
@@ -186,8 +211,9 @@ class Trainer:
                    disable=not (lc.progress and self.acc.is_main_process))
         window: list[float] = []
         batches, interrupted = self._batches(), False
+        self._t0, self._elapsed0 = time.monotonic(), self.state.elapsed
         with StopFlag() as stop:
-            while self.state.step < total:
+            while self.state.step < total and not self._out_of_time():
                 logs = self._step(batches)
                 self.state.step += 1
                 window.append(logs["train/loss"])
@@ -233,6 +259,7 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Collective crash-safe checkpoint of everything needed to resume exactly."""
+        self.state.elapsed = self.elapsed()
         state = {**asdict(self.state), "processes": self.acc.num_processes,
                  "global_batch": self.global_batch}
         path = _save_checkpoint(self.acc, self.out / "checkpoints", self.state.step,
@@ -245,7 +272,9 @@ class Trainer:
             ckpt = self.save_checkpoint()
         else:
             ckpt = self.out / "checkpoints" / f"step_{self.state.step:08d}"
-        result = {"step": self.state.step, "interrupted": interrupted, "checkpoint": str(ckpt)}
+        self.state.elapsed = self.elapsed()
+        result = {"step": self.state.step, "interrupted": interrupted, "checkpoint": str(ckpt),
+                  "minutes": self.state.elapsed / 60}
         if not interrupted:
             result.update(self.validate())
             if self.acc.is_main_process:
@@ -261,7 +290,7 @@ class Trainer:
         load_checkpoint(self.acc, ckpt)
         self.ema.model.to(self.acc.device)
         self.state = TrainState(int(saved["step"]), int(saved["epoch"]),
-                                int(saved["samples_in_epoch"]))
+                                int(saved["samples_in_epoch"]), float(saved.get("elapsed", 0.0)))
         self.last_saved = self.state.step
 
 

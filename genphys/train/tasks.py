@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -151,7 +152,24 @@ class DiffusionTask:
         """The objective's loss on one batch; all noise comes from ``generator``."""
         x0, cond = model_inputs(batch, self.cfg.data, self.rep, self.device, self.text,
                                 generator)
-        return self.objective.loss(model, x0, cond=cond or None, generator=generator)
+        return self.objective.loss(model, x0, cond=cond or None, generator=generator,
+                                   sample_weight=self.relative_weight(x0))
+
+    def relative_weight(self, x0: torch.Tensor) -> torch.Tensor | None:
+        """``1 / (mean square + floor)`` per sample (``objective.relative_floor``), or None.
+
+        The mean square is that of the physical trajectory in units of the per-channel std
+        (normalized value + mean/std), so the weighted loss follows the relative-L2 metric.
+        """
+        floor = self.cfg.objective.relative_floor
+        if floor is None:
+            return None
+        x = self.rep.decode(x0)  # (B, C, T, *space), normalized units
+        if self.stats is not None:
+            off = torch.as_tensor(np.asarray(self.stats.mean) / self.stats.scale(), dtype=x.dtype,
+                                  device=x.device)
+            x = x + off.reshape(1, -1, *([1] * (x.ndim - 2)))
+        return 1.0 / (x.square().flatten(1).mean(1) + floor)
 
     @torch.no_grad()
     def val_loss(self, model: nn.Module) -> float:
@@ -164,7 +182,8 @@ class DiffusionTask:
             x0, cond = model_inputs(torch.utils.data.default_collate(items), self.cfg.data,
                                     self.rep, self.device, self.text)
             g = torch.Generator(self.device).manual_seed(10_007 + k)
-            loss, _ = self.objective.loss(model, x0, cond=cond or None, generator=g)
+            loss, _ = self.objective.loss(model, x0, cond=cond or None, generator=g,
+                                          sample_weight=self.relative_weight(x0))
             losses.append(float(loss) * len(items))
         return sum(losses) / max(n, 1)
 
