@@ -247,6 +247,11 @@ def test_eval_end_to_end(trained, capsys):
     for key in ("rel_l2", "crps", "spread_skill"):
         np.testing.assert_allclose(rep2["per_trajectory"][0][key], rows[0][key], rtol=1e-6)
     assert math.isnan(rep2["summary"]["consistency"]) and "skipped" in rep2["notes"][0]
+    # burgers1d conserves the mean: projected by default, the raw model drifts without it
+    assert rep["conserve"] and rep["summary"]["conservation_drift_pred"] < 1e-5
+    raw = evaluate(trained["model"], trained["data"], steps=2, limit=1, progress=False,
+                   check_consistency=False, conserve=False)
+    assert not raw["conserve"] and raw["summary"]["conservation_drift_pred"] > 1e-3
 
 
 def test_parameter_only_model_gets_each_trajectorys_parameters(trained, tmp_path):

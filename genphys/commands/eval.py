@@ -42,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-consistency", action="store_true",
                    help="skip the Burgers re-solve (slow at low viscosity)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--conserve", action=argparse.BooleanOptionalAction, default=None,
+                   help="conserved-mean projection while sampling (default: on when the "
+                   "system has a conserved mean; --no-conserve measures the raw model)")
     p.set_defaults(func=run)
 
 
@@ -85,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     ev = run_evaluation(args.model, args.data, args.split, args.steps, args.sampler,
                         args.num_samples, args.limit, args.seed, args.batch_size,
                         device=args.device, progress=not args.no_progress,
-                        check_consistency=not args.no_consistency)
+                        check_consistency=not args.no_consistency, conserve=args.conserve)
     out.mkdir(parents=True, exist_ok=True)
     report = json_safe(ev.report)
     paths = [write_json_atomic(report, out / "metrics.json"), *write_plots(ev, out)]

@@ -165,7 +165,8 @@ def _takes_text(pipe: Any, notes: list[str]) -> bool:
 
 
 def generate(pipe: Any, data: HeldOut, steps: int, sampler: str, num_samples: int, seed: int,
-             batch_size: int, progress: bool, notes: list[str]) -> np.ndarray:
+             batch_size: int, progress: bool, notes: list[str],
+             conserve: bool | None = None) -> np.ndarray:
     """Samples ``(N, K, C, T, *space)`` conditioned on each trajectory's frame 0, parameters
     and (text models) first caption."""
     from tqdm.auto import tqdm
@@ -191,7 +192,7 @@ def generate(pipe: Any, data: HeldOut, steps: int, sampler: str, num_samples: in
                        sampler=sampler, num_samples=k, params=params,
                        initial_state=data.truth[sl, :, 0] if cond_state else None,
                        generator=[seed + i * k + j for i in range(sl.start, sl.stop)
-                                  for j in range(k)])
+                                  for j in range(k)], conserve=conserve)
             traj = res.trajectories.detach().cpu().double().numpy()  # (m K, C, T, *space)
             out.append(traj.reshape(m, k, *traj.shape[1:]))  # (m, K, C, T, *space)
             bar.update(m)
@@ -332,7 +333,7 @@ def run_evaluation(model_dir: str | os.PathLike, data_path: str | os.PathLike,
                    split: str = "test", steps: int = 10, sampler: str = "dpmpp_2m",
                    num_samples: int = 1, limit: int | None = None, seed: int = 0,
                    batch_size: int = 16, *, device: str = "cpu", progress: bool = True,
-                   check_consistency: bool = True) -> Evaluation:
+                   check_consistency: bool = True, conserve: bool | None = None) -> Evaluation:
     """Generate for every held-out trajectory and score; see :func:`evaluate`."""
     from genphys.pipelines import TextToSimulationPipeline
 
@@ -344,7 +345,7 @@ def run_evaluation(model_dir: str | os.PathLike, data_path: str | os.PathLike,
     data = load_held_out(pipe.spec, data_path, split, limit, fractions)
     notes: list[str] = []
     samples = generate(pipe, data, steps, sampler, num_samples, seed, batch_size, progress,
-                       notes)
+                       notes, conserve)
     if check_consistency:
         cons, cons_truth = consistency(data, samples, notes, progress)
     else:
@@ -352,7 +353,8 @@ def run_evaluation(model_dir: str | os.PathLike, data_path: str | os.PathLike,
         notes.append("physical consistency was skipped on request.")
     options = {"model": str(model_dir), "data": str(data_path), "split": split, "steps": steps,
                "sampler": sampler, "num_samples": num_samples, "limit": limit, "seed": seed,
-               "split_fractions": list(fractions)}
+               "split_fractions": list(fractions),
+               "conserve": bool(pipe.conserved_channels(conserve))}
     report, per_time = build_report(data, samples, cons, cons_truth, options, notes,
                                     list(pipe.spec.field_names))
     return Evaluation(report=report, data=data, samples=samples, per_time=per_time,
@@ -363,11 +365,11 @@ def evaluate(model_dir: str | os.PathLike, data_path: str | os.PathLike, split: 
              steps: int = 10, sampler: str = "dpmpp_2m", num_samples: int = 1,
              limit: int | None = None, seed: int = 0, batch_size: int = 16, *,
              device: str = "cpu", progress: bool = True,
-             check_consistency: bool = True) -> dict[str, Any]:
+             check_consistency: bool = True, conserve: bool | None = None) -> dict[str, Any]:
     """Metrics of a model's samples vs held-out solver trajectories, as a JSON-able dict."""
     return run_evaluation(model_dir, data_path, split, steps, sampler, num_samples, limit, seed,
                           batch_size, device=device, progress=progress,
-                          check_consistency=check_consistency).report
+                          check_consistency=check_consistency, conserve=conserve).report
 
 
 def json_safe(obj: Any) -> Any:
