@@ -33,7 +33,7 @@ from genphys.errors import UserInputError
 from genphys.pipelines.sampling import check_sampler, check_steps, run_sampler, seeded_normal
 from genphys.pipelines.spec import SPEC_FILE, PipelineSpec, check_compatible, load_spec_and_backbone
 from samplers import seeded_noise
-from samplers.guidance import with_x0_correction
+from samplers.guidance import project_mean, with_x0_correction
 
 GUIDANCE_ALIASES = {"field": ("cond",), "text": ("tokens", "pooled")}  # user name -> slots
 
@@ -235,7 +235,7 @@ class SimulationPipeline(DiffusionPipeline):
             means = sub.mean(dim=space, keepdim=True)  # (B, c, T, 1, ...)
             target = means[:, :, :1] if anchored else means.mean(dim=2, keepdim=True)
             x = x.clone()
-            x[:, channels] = sub - means + target
+            x[:, channels] = project_mean(target, space)(sub, sigma)
             return self.rep.encode(x)
 
         return fix
