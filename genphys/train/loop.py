@@ -132,9 +132,10 @@ class Trainer:
         opt = torch.optim.AdamW(model.parameters(), lr=oc.lr, betas=tuple(oc.betas),
                                 weight_decay=oc.weight_decay, eps=oc.eps)
         # not prepared: a prepared scheduler steps once per process per optimizer step
-        self._t0, self._elapsed0 = time.monotonic(), 0.0
+        self._t0, self._elapsed0, self._clock = time.monotonic(), 0.0, 0.0
         budget = cfg.train.max_minutes
-        clock = None if budget is None else (lambda: self.elapsed() / (60 * budget))
+        # the budget's clock is synchronised once per step, so every rank sets the same LR
+        clock = None if budget is None else (lambda: self._clock / (60 * budget))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             opt, lr_factor(cfg.schedule, cfg.train.steps, clock))
         loader = train_loader(self.task.train_dataset, cfg.data, cfg.train.seed)
@@ -151,13 +152,15 @@ class Trainer:
         return self._elapsed0 + time.monotonic() - self._t0
 
     def _out_of_time(self) -> bool:
-        """``train.max_minutes`` used up (decided on the main process, shared by all ranks)."""
+        """``train.max_minutes`` used up; the largest elapsed time over the ranks decides."""
         budget = self.cfg.train.max_minutes
         if budget is None:
             return False
-        flag = torch.tensor(float(self.elapsed() >= 60 * budget), device=self.acc.device)
-        return bool(self.acc.reduce(flag, "sum") > 0) if self.acc.num_processes > 1 \
-            else bool(flag)
+        self._clock = self.elapsed()
+        if self.acc.num_processes > 1:
+            t = torch.tensor([self._clock], device=self.acc.device)
+            self._clock = float(self.acc.gather(t).max())
+        return self._clock >= 60 * budget
 
     # ------------------------------------------------------------- data
     @property
