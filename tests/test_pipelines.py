@@ -383,7 +383,7 @@ def test_conserved_mean_is_imposed_for_a_conservation_law(u0):
     free = pipe(**kw, num_samples=2).trajectories.mean(-1)  # (2, 1, 8): no frame 0 given
     torch.testing.assert_close(free, free[..., :1].expand_as(free), rtol=0, atol=1e-5)
     # the correction is the orthogonal projection: idempotent, a constant shift per frame
-    fix = pipe._conserve_means([0], anchored=False)
+    fix = pipe._in_field_space([pipe._conserve_means([0], anchored=False)])
     c = torch.randn(2, 4, 4, 8, generator=torch.Generator().manual_seed(0))
     once = fix(c, torch.ones(2))
     torch.testing.assert_close(fix(once, torch.ones(2)), once, rtol=0, atol=1e-6)

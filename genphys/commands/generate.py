@@ -138,6 +138,6 @@ def run(args: argparse.Namespace) -> int:
     captions = out.prompts or [args.prompt or "generated from an initial field"] * b
     attrs = {"generated_by": "genphys generate", "model": str(args.model),
              "sampler": args.sampler, "steps": args.steps, "guidance": args.guidance,
-             "conserve": str(args.conserve)}
+             "conserve": bool(pipe.conserved_channels(args.conserve))}
     finish(args, pipe.spec, out.trajectories, out.params, captions, out.seeds, attrs)
     return 0

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     values = {n: np.full(len(traj), (params or {}).get(n, np.nan)) for n in names}
     attrs = {"generated_by": "genphys rollout", "model": str(args.model), "init": args.init,
              "overlap": args.overlap, "sampler": args.sampler, "steps": args.steps,
-             "conserve": str(args.conserve)}
+             "conserve": bool(pipe.conserved_channels(args.conserve))}
     seeds = [args.seed + m for m in range(len(traj))]
     caption = args.prompt or f"rollout from {args.init}"
     finish(args, pipe.spec, traj, values, [caption] * len(traj), seeds, attrs)

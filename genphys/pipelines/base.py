@@ -185,8 +185,8 @@ class SimulationPipeline(DiffusionPipeline):
         fixes = [self._impose_frames(*known)] if known is not None else []
         if conserve:
             fixes.append(self._conserve_means(list(conserve), known is not None))
-        if fixes:
-            denoise = with_x0_correction(denoise, *fixes)
+        if fixes:  # one wavelet decode/encode per model call for all field-space fixes
+            denoise = with_x0_correction(denoise, self._in_field_space(fixes))
         z = seeded_normal(seeds, self.spec.coeff_shape).to(device=device, dtype=dtype)
         try:
             sigmas = self.objective.sigmas(steps, sigma_kind, **dict(sigma_options or {}))
@@ -210,33 +210,43 @@ class SimulationPipeline(DiffusionPipeline):
 
         return denoise
 
-    def _impose_frames(self, frames: Tensor, k: int):
-        """x0 correction: the first k frames of the decoded x0 estimate are set to ``frames``."""
+    def _in_field_space(self, fixes: list):
+        """x0 correction applying ``fix(x, sigma) -> x`` on the decoded fields (normalized
+        units, ``(m B, C, T, *space)``) in order, then encoding back."""
         def fix(x0: Tensor, sigma: Tensor) -> Tensor:
-            x = self.rep.decode(x0)  # (m B, C, T, *space), normalized units
-            f = frames.to(x).repeat_interleave(x.shape[0] // frames.shape[0], 0)  # FKC: m B
-            x = torch.cat([f, x[:, :, k:]], dim=2)
+            x = self.rep.decode(x0)
+            for f in fixes:
+                x = f(x, sigma)
             return self.rep.encode(x)
 
         return fix
 
-    def _conserve_means(self, channels: list[int], anchored: bool):
-        """x0 correction onto a conserved spatial mean of ``channels`` (ProbConserv-style).
+    @staticmethod
+    def _impose_frames(frames: Tensor, k: int):
+        """Field-space fix: the first k frames are set to ``frames`` (``(B, C, k, *space)``)."""
+        def fix(x: Tensor, sigma: Tensor) -> Tensor:
+            f = frames.to(x).repeat_interleave(x.shape[0] // frames.shape[0], 0)  # FKC: m B
+            return torch.cat([f, x[:, :, k:]], dim=2)
 
-        The orthogonal (L2) projection of the decoded x0 estimate onto the trajectories whose
-        spatial mean is the same in every frame: that of frame 0 when frame 0 is given
-        (``anchored``), else the time average of the frames' means. The normalization is a
-        per-channel affine map, so the invariant is the same in normalized units.
+        return fix
+
+    @staticmethod
+    def _conserve_means(channels: list[int], anchored: bool):
+        """Field-space fix onto a conserved spatial mean of ``channels`` (ProbConserv-style).
+
+        The orthogonal (L2) projection onto the trajectories whose spatial mean is the same in
+        every frame: that of frame 0 when frame 0 is given (``anchored``), else the time
+        average of the frames' means. The normalization is a per-channel affine map, so the
+        invariant is the same in normalized units.
         """
-        def fix(x0: Tensor, sigma: Tensor) -> Tensor:
-            x = self.rep.decode(x0)  # (B, C, T, *space), normalized units
+        def fix(x: Tensor, sigma: Tensor) -> Tensor:
             space = tuple(range(3, x.ndim))
             sub = x[:, channels]
             means = sub.mean(dim=space, keepdim=True)  # (B, c, T, 1, ...)
             target = means[:, :, :1] if anchored else means.mean(dim=2, keepdim=True)
             x = x.clone()
             x[:, channels] = project_mean(target, space)(sub, sigma)
-            return self.rep.encode(x)
+            return x
 
         return fix
 
