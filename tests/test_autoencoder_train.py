@@ -32,7 +32,8 @@ def mesh_file(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name, values, latent", [("ae_advdiff_mesh2d", None, (1, 20, 8)),
-                                                  ("ae_ns2d", 64 * 64, (1, 16, 16))])
+                                                  ("ae_ns2d", 64 * 64, (1, 16, 16)),
+                                                  ("ae_ns2d_stage2", 64 * 64, (1, 16, 16))])
 def test_shipped_configs_are_autoencoder_experiments(name, values, latent):
     """Both configs load as `genphys train` experiments and build their autoencoder."""
     cfg = load_config(ExperimentConfig, CONFIGS / f"{name}.yaml")
@@ -43,6 +44,16 @@ def test_shipped_configs_are_autoencoder_experiments(name, values, latent):
     from_dict(AELossConfig, cfg.model.kwargs.get("loss", {}))
     if values is not None:  # grid data: the compression is exact
         assert values / torch.tensor(latent).prod().item() >= 16
+
+
+def test_ns2d_stage2_continues_stage1():
+    """The second ns2d stage starts from stage 1's export with the same architecture."""
+    one = load_config(ExperimentConfig, CONFIGS / "ae_ns2d.yaml")
+    two = load_config(ExperimentConfig, CONFIGS / "ae_ns2d_stage2.yaml")
+    strip = lambda kw: {k: v for k, v in kw.items() if k != "loss"}  # noqa: E731
+    assert strip(one.model.kwargs) == strip(two.model.kwargs)
+    assert two.train.init_from == f"{one.checkpoint.output_dir}/export"
+    assert two.data.path == one.data.path
 
 
 def test_genphys_train_runs_the_advdiff_config_end_to_end(mesh_file, tmp_path, capsys):
@@ -133,3 +144,32 @@ def test_task_uses_the_loss_options_and_splits(mesh_file):
     ref = reconstruction_loss(y, batch["fields"], batch["mask"], model.field_mean,
                               model.field_std, 0.1)
     torch.testing.assert_close(loss, ref)  # subset_prob 0: the encoder sees every node
+
+
+def test_init_from_starts_from_a_saved_autoencoder(mesh_file, tmp_path, capsys):
+    """`train.init_from` copies weights and statistics of a saved autoencoder; mismatches and
+    folders without weights are one-sentence errors."""
+    out = tmp_path / "run"
+    sets = [f"data.path={mesh_file}", f"checkpoint.output_dir={out}", "train.steps=5", *TINY]
+    assert main(["train", str(CONFIGS / "ae_advdiff_mesh2d.yaml")]
+                + [a for s in sets for a in ("--set", s)]) == 0
+    saved = MeshAutoencoder.from_pretrained(out / "export" / "autoencoder")
+    base = load_config(ExperimentConfig, CONFIGS / "ae_advdiff_mesh2d.yaml",
+                       [f"data.path={mesh_file}", *TINY])
+    fresh = AutoencoderTask(base).build_model()
+    assert not torch.equal(fresh.lift[0].weight, saved.lift[0].weight)
+    for folder in (out, out / "export", out / "export" / "autoencoder"):
+        cfg = load_config(ExperimentConfig, CONFIGS / "ae_advdiff_mesh2d.yaml",
+                          [f"data.path={mesh_file}", *TINY, f"train.init_from={folder}"])
+        model = AutoencoderTask(cfg).build_model()
+        for k, v in saved.state_dict().items():
+            torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0)
+    wide = load_config(ExperimentConfig, CONFIGS / "ae_advdiff_mesh2d.yaml",
+                       [f"data.path={mesh_file}", *TINY, "model.kwargs.width=16",
+                        f"train.init_from={out}"])
+    with pytest.raises(UserInputError, match="does not fit this autoencoder"):
+        AutoencoderTask(wide).build_model()
+    empty = load_config(ExperimentConfig, CONFIGS / "ae_advdiff_mesh2d.yaml",
+                        [f"data.path={mesh_file}", *TINY, f"train.init_from={tmp_path}"])
+    with pytest.raises(UserInputError, match="holds no autoencoder"):
+        AutoencoderTask(empty).build_model()

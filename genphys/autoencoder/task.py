@@ -114,6 +114,8 @@ class AutoencoderTask:
         except TypeError as e:
             raise UserInputError(f"model.kwargs do not fit MeshAutoencoder: {e}.") from None
         model.set_field_stats(*field_stats(self.train_trajs))
+        if self.cfg.train.init_from:  # fine-tuning: weights and the statistics they expect
+            load_autoencoder_weights(model, self.cfg.train.init_from)
         return model
 
     def loss(self, model: nn.Module, batch: dict[str, Any],
@@ -149,6 +151,32 @@ class AutoencoderTask:
         fit_latent_stats(model, self.train_trajs)
         model.save_pretrained(Path(out_dir) / "autoencoder")
         (Path(out_dir) / "config.yaml").write_text(to_yaml(self.cfg))
+
+
+def load_autoencoder_weights(model: MeshAutoencoder, folder: str | Path) -> None:
+    """Copy a saved autoencoder (``save_pretrained`` folder, or an export containing one
+    under ``autoencoder/``) into ``model``: weights, field and latent statistics.
+
+    The field statistics are taken from the saved model, not the new data: the weights were
+    trained with that normalization. ``model`` must have the same architecture.
+    """
+    from safetensors.torch import load_file
+
+    root = Path(folder)
+    files = [f for d in (root, root / "autoencoder", root / "export" / "autoencoder")
+             for f in sorted(d.glob("*.safetensors"))]
+    if not files:
+        raise UserInputError(f"train.init_from={str(folder)!r} holds no autoencoder "
+                             "*.safetensors; give a save_pretrained folder or an export.")
+    state = load_file(str(files[0]))
+    own = model.state_dict()
+    bad = sorted(set(own) ^ set(state)) + [k for k in own if k in state and
+                                            own[k].shape != state[k].shape]
+    if bad:
+        raise UserInputError(f"train.init_from={str(folder)!r} does not fit this autoencoder "
+                             f"(first mismatching tensors: {bad[:3]}); use the model.kwargs "
+                             "of the run that made it.")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
 
 def reconstruction_loss(y: torch.Tensor, fields: torch.Tensor, mask: torch.Tensor,

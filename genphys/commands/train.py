@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     """Load the config, train, and print where the checkpoint and export went."""
     from genphys.config import load_config
     from genphys.train import ExperimentConfig, Trainer
+    from genphys.train.runtime import tune_allocator
 
+    tune_allocator()  # keep freed activation buffers in the process (GENPHYS_TUNE_MALLOC=0: off)
     overrides = list(args.overrides) + (["logging.progress=false"] if args.no_progress else [])
     cfg = load_config(ExperimentConfig, args.config, overrides)
     trainer = Trainer(cfg, resume=args.resume)
