@@ -253,15 +253,17 @@ def test_max_minutes_stops_early_exports_and_resumes_the_clock(data, tmp_path):
     """train.max_minutes: the run stops on time (not interrupted), ends at the LR floor,
     exports, and a resumed run continues the elapsed time instead of restarting it."""
     cfg = tiny_config(data, tmp_path / "run", steps=100_000, overrides=[
-        "train.max_minutes=0.01", "schedule.warmup_steps=1", "schedule.min_lr_ratio=0.05"])
+        "train.max_minutes=0.05", "schedule.warmup_steps=1", "schedule.min_lr_ratio=0.05"])
     tr = Trainer(cfg)
     res = tr.fit()
     assert not res["interrupted"] and 1 <= res["step"] < 100_000 and "export" in res
-    assert 0.01 <= res["minutes"] < 0.5
+    assert 0.05 <= res["minutes"] < 0.5
     # the LR was last set one step before the budget ran out: at the floor up to that step
+    # (a 3 s budget against steps of ~10-30 ms: the last step starts past 98% of the budget,
+    # where the cosine is within 0.1% of the floor)
     assert tr.scheduler.get_last_lr()[0] == pytest.approx(0.05 * cfg.optimizer.lr, rel=0.02)
     again = Trainer(cfg, resume=tmp_path / "run")
-    assert 0.6 <= again.state.elapsed <= res["minutes"] * 60  # the clock at the last save
+    assert 3.0 <= again.state.elapsed <= res["minutes"] * 60  # the clock at the last save
     out = again.fit()  # the budget is spent already: no further step
     assert out["step"] == res["step"]
     with pytest.raises(UserInputError, match="max_minutes=0"):
