@@ -162,21 +162,16 @@ def load_autoencoder_weights(model: MeshAutoencoder, folder: str | Path) -> None
     """
     from safetensors.torch import load_file
 
+    from genphys.train.tasks import copy_matching_state
+
     root = Path(folder)
     files = [f for d in (root, root / "autoencoder", root / "export" / "autoencoder")
              for f in sorted(d.glob("*.safetensors"))]
     if not files:
         raise UserInputError(f"train.init_from={str(folder)!r} holds no autoencoder "
                              "*.safetensors; give a save_pretrained folder or an export.")
-    state = load_file(str(files[0]))
-    own = model.state_dict()
-    bad = sorted(set(own) ^ set(state)) + [k for k in own if k in state and
-                                            own[k].shape != state[k].shape]
-    if bad:
-        raise UserInputError(f"train.init_from={str(folder)!r} does not fit this autoencoder "
-                             f"(first mismatching tensors: {bad[:3]}); use the model.kwargs "
-                             "of the run that made it.")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    copy_matching_state(model, load_file(str(files[0])), folder, "autoencoder",
+                        "use the model.kwargs of the run that made it")
 
 
 def reconstruction_loss(y: torch.Tensor, fields: torch.Tensor, mask: torch.Tensor,
