@@ -28,6 +28,7 @@ from genphys.autoencoder.model import MeshAutoencoder
 from genphys.config import from_dict, to_yaml
 from genphys.data.dataset import seed_split
 from genphys.errors import UserInputError
+from genphys.weights import copy_matching_state
 
 
 class FrameDataset(torch.utils.data.Dataset):
@@ -161,8 +162,6 @@ def load_autoencoder_weights(model: MeshAutoencoder, folder: str | Path) -> None
     trained with that normalization. ``model`` must have the same architecture.
     """
     from safetensors.torch import load_file
-
-    from genphys.train.tasks import copy_matching_state
 
     root = Path(folder)
     files = [f for d in (root, root / "autoencoder", root / "export" / "autoencoder")

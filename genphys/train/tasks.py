@@ -22,6 +22,7 @@ from genphys.diffusion import build_objective
 from genphys.errors import UserInputError
 from genphys.train.config import ExperimentConfig, ModelConfig
 from genphys.train.data import build_representation, crop, fixed_items, model_inputs, open_datasets
+from genphys.weights import copy_matching_state
 
 BACKBONES = {"unet": SpaceTimeUNet, "dit": SpaceTimeDiT, "fno": SpaceTimeFNO}
 
@@ -58,19 +59,6 @@ def load_backbone_weights(model: nn.Module, folder: str | os.PathLike) -> None:
                              f"give a genphys export or pipeline folder.")
     copy_matching_state(model, load_file(str(files[0])), folder, "model",
                         "use the same model section and data settings as the run that made it")
-
-
-def copy_matching_state(model: nn.Module, state: dict[str, torch.Tensor],
-                        folder: str | os.PathLike, what: str, advice: str) -> None:
-    """Load ``state`` into ``model`` if it has exactly the same tensor names and shapes
-    (any float dtype, cast to the model's); else one sentence naming ``train.init_from``."""
-    own = model.state_dict()
-    bad = sorted(set(own) ^ set(state)) + [k for k in own if k in state and
-                                            own[k].shape != state[k].shape]
-    if bad:
-        raise UserInputError(f"train.init_from={str(folder)!r} does not fit this {what} "
-                             f"(first mismatching tensors: {bad[:3]}); {advice}.")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
 
 class DiffusionTask:
