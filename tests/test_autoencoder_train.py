@@ -33,7 +33,8 @@ def mesh_file(tmp_path_factory):
 
 @pytest.mark.parametrize("name, values, latent", [("ae_advdiff_mesh2d", None, (1, 20, 8)),
                                                   ("ae_ns2d", 64 * 64, (1, 16, 16)),
-                                                  ("ae_ns2d_stage2", 64 * 64, (1, 16, 16))])
+                                                  ("ae_ns2d_stage2", 64 * 64, (1, 16, 16)),
+                                                  ("ae_ns2d_stage3", 64 * 64, (1, 16, 16))])
 def test_shipped_configs_are_autoencoder_experiments(name, values, latent):
     """Both configs load as `genphys train` experiments and build their autoencoder."""
     cfg = load_config(ExperimentConfig, CONFIGS / f"{name}.yaml")
@@ -46,14 +47,18 @@ def test_shipped_configs_are_autoencoder_experiments(name, values, latent):
         assert values / torch.tensor(latent).prod().item() >= 16
 
 
-def test_ns2d_stage2_continues_stage1():
-    """The second ns2d stage starts from stage 1's export with the same architecture."""
-    one = load_config(ExperimentConfig, CONFIGS / "ae_ns2d.yaml")
-    two = load_config(ExperimentConfig, CONFIGS / "ae_ns2d_stage2.yaml")
+def test_ns2d_stages_continue_each_other():
+    """Stage 2 starts from stage 1's export on the same data, stage 3 from stage 2's on more;
+    all three have the same architecture."""
+    one, two, three = (load_config(ExperimentConfig, CONFIGS / f"ae_ns2d{s}.yaml")
+                       for s in ("", "_stage2", "_stage3"))
     strip = lambda kw: {k: v for k, v in kw.items() if k != "loss"}  # noqa: E731
-    assert strip(one.model.kwargs) == strip(two.model.kwargs)
+    assert strip(one.model.kwargs) == strip(two.model.kwargs) == strip(three.model.kwargs)
     assert two.train.init_from == f"{one.checkpoint.output_dir}/export"
-    assert two.data.path == one.data.path
+    assert three.train.init_from == f"{two.checkpoint.output_dir}/export"
+    assert two.data.path == one.data.path != three.data.path
+    assert len({one.checkpoint.output_dir, two.checkpoint.output_dir,
+                three.checkpoint.output_dir}) == 3
 
 
 def test_genphys_train_runs_the_advdiff_config_end_to_end(mesh_file, tmp_path, capsys):

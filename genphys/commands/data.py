@@ -1,4 +1,5 @@
-"""``genphys data``: generate a dataset of solver trajectories with captions, or list systems."""
+"""``genphys data``: generate a dataset of solver trajectories with captions, list systems, or
+merge shards generated with different run seeds."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (nx=256), fix a parameter (nu=0.01) or "
                    "narrow its range (nu_min=0.005); repeatable")
+    p.add_argument("--merge", nargs="+", metavar="FILE", default=None,
+                   help="instead of generating, concatenate these files (shards of one system "
+                   "made with different --seed) into --out")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
@@ -69,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         sys.stdout.write(list_systems())
         return 0
+    if args.merge is not None:
+        return run_merge(args)
     if not args.system:
         raise UserInputError("give a system name (see `genphys data --list`).")
     if args.num is None or args.num < 1:
@@ -98,4 +104,21 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(f"wrote {args.num} {args.system} trajectories to {path}")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """``--merge A.h5 B.h5 --out C.h5``: join shards into one file."""
+    if args.system or args.num is not None or args.overrides:
+        raise UserInputError("--merge takes input files and --out only; drop the system name, "
+                             "--num and --set.")
+    if not args.out:
+        raise UserInputError("--out FILE is required.")
+
+    from genphys.data.merge import merge_trajectories
+    from genphys.data.reader import open_trajectories
+
+    path = merge_trajectories(args.out, args.merge, overwrite=args.overwrite)
+    with open_trajectories(path) as f:
+        print(f"wrote {len(f)} {f.system} trajectories from {len(args.merge)} files to {path}")
     return 0

@@ -7,6 +7,7 @@ See ``docs/data.md`` for the schemas and examples.
 from genphys.data.dataset import TrajectoryDataset, seed_split
 from genphys.data.describe import describe
 from genphys.data.export import export_mesh
+from genphys.data.merge import merge_trajectories
 from genphys.data.normalize import Stats
 from genphys.data.reader import TrajectoryFile, open_trajectories
 from genphys.data.writer import import_pdebench, write_trajectories
@@ -18,6 +19,7 @@ __all__ = [
     "describe",
     "export_mesh",
     "import_pdebench",
+    "merge_trajectories",
     "open_trajectories",
     "seed_split",
     "write_trajectories",

@@ -1,0 +1,117 @@
+"""Concatenate trajectory files of one system (shards generated with different run seeds).
+
+``genphys data ns2d --num 144 --seed 6`` and ``--seed 7`` on two machines (or two cores)
+give two shards whose trajectories are all distinct (trajectory ``i`` of run seed ``s`` is
+seeded by ``(s, i)``); :func:`merge_trajectories` joins them into one file of the same
+schema, atomically, after checking that they describe the same system on the same grid or
+with the same fields and contain no trajectory twice.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genphys.data.reader import TrajectoryFile, open_trajectories
+from genphys.data.writer import _grid_batches, check_target, write_trajectories
+from genphys.errors import UserInputError
+from genphys.physics.base import MeshTrajectory
+
+# per-run metadata that may differ between shards; everything else in genphys_attrs must match
+_PER_RUN_KEYS = ("seed", "overrides", "merged_from")
+_OUR_LAYOUTS = ("well (genphys)", "genphys mesh")
+
+
+def _signature(f: TrajectoryFile) -> dict[str, Any]:
+    """What must be equal for two files to be merged."""
+    sig: dict[str, Any] = {"kind": f.kind, "system": f.system, "fields": f.field_names,
+                           "params": f.param_names}
+    if f.kind == "grid" and len(f):
+        first = f[0]
+        sig["time"] = np.asarray(first["time"]).tolist()
+        sig["coords"] = {k: np.asarray(v).tolist() for k, v in first["coords"].items()}
+        sig["boundary"] = f.info()["boundary"]
+    meta = f.attrs.get("genphys_attrs", {})
+    if isinstance(meta, dict):
+        sig["config"] = {k: v for k, v in meta.items() if k not in _PER_RUN_KEYS}
+    return sig
+
+
+def _mesh_batches(src: TrajectoryFile, batch_size: int) -> Iterator[list[MeshTrajectory]]:
+    for start in range(0, len(src), batch_size):
+        yield [MeshTrajectory(points=it["points"], cells=it["cells"], fields=it["fields"],
+                              field_names=list(it["field_names"]), time=it["time"],
+                              params=dict(it["params"]), seed=int(it["seed"]),
+                              captions=list(it["captions"]), attrs=dict(it["attrs"]))
+               for it in (src[i] for i in range(start, min(start + batch_size, len(src))))]
+
+
+def merge_trajectories(path_out: str | os.PathLike, inputs: Sequence[str | os.PathLike], *,
+                       overwrite: bool = False, batch_size: int = 32) -> Path:
+    """Write every trajectory of ``inputs`` (in order) to ``path_out``; returns its path.
+
+    The inputs must hold the same system (grid files: same time axis, coordinates and
+    boundary; all: same fields and parameters; genphys files: the same solver config) and
+    no trajectory seed twice — a repeated seed means the same run seed was generated twice.
+    The root metadata keeps the first input's config and records every source under
+    ``merged_from`` (path, run seed, overrides, count).
+    """
+    if len(inputs) < 1:
+        raise UserInputError("give at least one input file to merge.")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise UserInputError(f"batch_size={batch_size!r} is not allowed; use a positive integer.")
+    out = check_target(path_out, overwrite)
+    resolved = [Path(p).resolve() for p in inputs]
+    if out.resolve() in resolved:
+        raise UserInputError(f"the output {out} is also an input; write to a new file.")
+    with ExitStack() as stack:
+        files = [stack.enter_context(open_trajectories(p)) for p in inputs]
+        ref = _signature(files[0])
+        seen: dict[int, str] = {}
+        sources = []
+        for path, f in zip(inputs, files):
+            if f.layout not in _OUR_LAYOUTS:
+                raise UserInputError(
+                    f"{path} is a {f.layout} file; merge joins files written by `genphys data` "
+                    "(convert PDEBench or Well files with import_pdebench first).")
+            sig = _signature(f)
+            diff = sorted(k for k in set(ref) | set(sig) if ref.get(k) != sig.get(k))
+            if diff:
+                raise UserInputError(
+                    f"cannot merge {path} with {inputs[0]}: they differ in "
+                    f"{', '.join(diff)} (merge only shards of one system and configuration).")
+            if not len(f):
+                raise UserInputError(f"{path} holds no trajectories.")
+            for s in f.seeds().tolist():
+                if s in seen:
+                    raise UserInputError(
+                        f"trajectory seed {s} is in both {seen[s]} and {path}: the shards "
+                        "overlap; generate each shard with its own --seed.")
+                seen[s] = str(path)
+            meta = f.attrs.get("genphys_attrs", {})
+            meta = meta if isinstance(meta, dict) else {}
+            sources.append({"path": str(path), "n": len(f), "seed": meta.get("seed"),
+                            "overrides": meta.get("overrides", [])})
+
+        base = files[0].attrs.get("genphys_attrs", {})
+        base = base if isinstance(base, dict) else {}
+        attrs = {**{k: v for k, v in base.items() if k not in _PER_RUN_KEYS},
+                 "merged_from": sources}
+
+        def batches() -> Iterator[Any]:
+            for f in files:
+                if f.kind == "grid":
+                    periodic = "PERIODIC" in f.info()["boundary"]
+                    for b in _grid_batches(f, batch_size, 1, 1, periodic):
+                        b.attrs = {}  # provenance is in merged_from
+                        yield b
+                else:
+                    yield from _mesh_batches(f, batch_size)
+
+        return write_trajectories(out, batches(), system_name=files[0].system,
+                                  overwrite=overwrite, attrs=attrs)
