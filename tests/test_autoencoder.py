@@ -9,8 +9,14 @@ import pytest
 import torch
 
 from genphys.autoencoder import MeshAutoencoder, build_plan, interpolate, kernel_integral
-from genphys.autoencoder.data import encode_file, pad, read_trajectories
-from genphys.autoencoder.evaluate import fourier_upsample, p1_interpolate, rel_l2
+from genphys.autoencoder.data import PointTrajectory, encode_file, pad, read_trajectories
+from genphys.autoencoder.evaluate import (
+    evaluate,
+    fourier_upsample,
+    p1_interpolate,
+    reconstruct,
+    rel_l2,
+)
 from genphys.autoencoder.task import reconstruction_loss
 from genphys.errors import UserInputError
 
@@ -194,6 +200,23 @@ def test_tiny_overfit_reaches_low_error():
     with torch.no_grad():
         err = rel_l2(model(x, f).numpy(), f.numpy())
     assert err < 0.1 and loss.item() < 0.02 * first
+
+
+def test_evaluate_reports_each_trajectory_and_the_standard_error():
+    """The summary is the mean of the per-trajectory errors; sem = sample std / sqrt(n)."""
+    torch.manual_seed(0)
+    model = MeshAutoencoder(in_channels=1, dim=2, grid=(8, 8), levels=1, latent_channels=2,
+                            width=8, domain_lo=(0.0, 0.0), domain_hi=(1.0, 1.0)).eval()
+    rng = np.random.default_rng(0)
+    trajs = [PointTrajectory(rng.random((n, 2), dtype=np.float32),
+                             rng.standard_normal((3, n, 1)).astype(np.float32), i)
+             for i, n in enumerate((40, 55, 70))]
+    out = evaluate(model, trajs)
+    per = [rel_l2(reconstruct(model, tr), tr.fields) for tr in trajs]
+    np.testing.assert_allclose(out["rel_l2_per_trajectory"], per, rtol=1e-6)
+    assert out["rel_l2"] == pytest.approx(np.mean(per)) and out["rel_l2_max"] == max(per)
+    assert out["rel_l2_sem"] == pytest.approx(np.std(per, ddof=1) / np.sqrt(3))
+    assert out["n_trajectories"] == 3 and np.isnan(evaluate(model, trajs[:1])["rel_l2_sem"])
 
 
 def test_fourier_upsample_keeps_samples_and_is_exact_for_trig_polynomials():
