@@ -39,9 +39,12 @@ def test_grid_shards_merge_to_the_single_run_file(tmp_path, space):
         np.testing.assert_array_equal(f.seeds(), ref.seeds())
         meta = f.attrs["genphys_attrs"]
         assert meta["solver"] == "toy" and "seed" not in meta
+        version = f.attrs["genphys_version"]
         assert meta["merged_from"] == [
-            {"path": str(a), "n": 3, "seed": 0, "overrides": []},
-            {"path": str(b), "n": 4, "seed": 0, "overrides": ["x=1"]}]
+            {"path": str(a.resolve()), "n": 3, "seed": 0, "overrides": [],
+             "genphys_version": version},
+            {"path": str(b.resolve()), "n": 4, "seed": 0, "overrides": ["x=1"],
+             "genphys_version": version}]
 
 
 def test_mesh_shards_merge_in_order(tmp_path):
@@ -84,6 +87,66 @@ def test_different_systems_or_grids_are_refused(tmp_path, other, what):
     assert not (tmp_path / "m.h5").exists()
 
 
+def test_mesh_shards_with_another_solver_config_are_refused(tmp_path, capsys):
+    small = ["--set", "max_area=2e-2", "--no-progress", "--num", "1"]
+    for name, extra in [("a", ["--set", "nt=3"]), ("b", ["--set", "nt=5"]),
+                        ("c", ["--set", "nt=3"])]:
+        assert main(["data", "advdiff_mesh2d", *small, *extra, "--seed", str(ord(name)),
+                     "--out", str(tmp_path / f"{name}.h5")]) == 0
+    with pytest.raises(UserInputError, match="differ in config, time "):
+        merge_trajectories(tmp_path / "m.h5", [tmp_path / "a.h5", tmp_path / "b.h5"])
+    m = merge_trajectories(tmp_path / "m.h5", [tmp_path / "a.h5", tmp_path / "c.h5"])
+    with open_trajectories(m) as f:
+        assert len(f) == 2 and f.attrs["genphys_attrs"]["config"]["nt"] == 3
+
+
+def test_speed_only_options_may_differ_and_provenance_nests(tmp_path, capsys):
+    """ns2d shards solved with different torch thread counts hold the same physics."""
+    small = ["--set", "resolution=16", "--set", "nt=2", "--set", "t_final=0.2", "--num", "1",
+             "--no-progress"]
+    for seed, threads in [(1, 1), (2, 2), (3, 1)]:
+        assert main(["data", "ns2d", *small, "--set", f"threads={threads}", "--seed", str(seed),
+                     "--out", str(tmp_path / f"s{seed}.h5")]) == 0
+    ab = merge_trajectories(tmp_path / "ab.h5", [tmp_path / "s1.h5", str(tmp_path / "s2.h5")])
+    abc = merge_trajectories(tmp_path / "abc.h5", [ab, tmp_path / "s3.h5"])
+    with open_trajectories(abc) as f:
+        assert len(f) == 3 and len(set(f.seeds().tolist())) == 3
+        # the Well root attribute of a parameter: its value if constant, else NaN
+        assert np.isnan(f.attrs["nu"]) and f.attrs["forcing"] == pytest.approx(0.1)
+        src = f.attrs["genphys_attrs"]["merged_from"]
+        assert [s["n"] for s in src] == [2, 1] and src[1]["seed"] == 3
+        assert [s["seed"] for s in src[0]["merged_from"]] == [1, 2]
+        assert src[0]["path"] == str(ab.resolve())
+    assert main(["data", "ns2d", *small, "--set", "resolution=8", "--seed", "4",
+                 "--out", str(tmp_path / "s4.h5")]) == 0
+    with pytest.raises(UserInputError, match="differ in config, coords "):
+        merge_trajectories(tmp_path / "x.h5", [tmp_path / "s1.h5", tmp_path / "s4.h5"])
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_foreign_and_empty_files_are_refused(tmp_path, first):
+    import h5py
+
+    ours = write_trajectories(tmp_path / "a.h5", [toy_grid(2)], system_name="toy")
+    pdb = tmp_path / "pdebench.h5"
+    with h5py.File(pdb, "w") as f:  # PDEBench's 1D single-tensor layout
+        f["tensor"] = np.zeros((2, 3, 8), np.float32)
+        f["x-coordinate"] = np.linspace(0, 1, 8, dtype=np.float32)
+        f["t-coordinate"] = np.linspace(0, 1, 4, dtype=np.float32)
+    with pytest.raises(UserInputError, match="is a .*pdebench.* file; merge joins only"):
+        merge_trajectories(tmp_path / "m.h5", [pdb, ours] if first else [ours, pdb])
+    empty = write_trajectories(tmp_path / "e.h5", [toy_grid(1, seed=9)], system_name="toy")
+    with h5py.File(empty, "r+") as f:
+        f.attrs["n_trajectories"] = 0
+    with pytest.raises(UserInputError, match="e.h5 holds no trajectories"):
+        merge_trajectories(tmp_path / "m.h5", [empty, ours] if first else [ours, empty])
+    with pytest.raises(UserInputError, match="not one path"):
+        merge_trajectories(tmp_path / "m.h5", str(ours))
+    with pytest.raises(UserInputError, match="batch_size"):
+        merge_trajectories(tmp_path / "m.h5", [ours], batch_size="4")
+    assert not (tmp_path / "m.h5").exists()
+
+
 def test_grid_and_mesh_files_are_not_merged(tmp_path):
     a = write_trajectories(tmp_path / "a.h5", [toy_grid(2)], system_name="toy")
     b = write_trajectories(tmp_path / "b.h5", [toy_mesh(2)], system_name="toy")
@@ -121,7 +184,9 @@ def test_cli_merges_generated_shards(tmp_path, capsys):
           str(tmp_path / "x.h5")], "the shards overlap"),
         (["--merge", str(tmp_path / "s1.h5"), "--out", str(out)], "already exists"),
         (["burgers1d", "--merge", str(tmp_path / "s1.h5"), "--out", str(tmp_path / "y.h5")],
-         "--merge takes input files and --out only"),
+         "--merge takes input files, --out"),
+        (["--merge", str(tmp_path / "s1.h5"), "--seed", "3", "--out", str(tmp_path / "y.h5")],
+         "drop the system name, --num, --seed and --set"),
         (["--merge", str(tmp_path / "s1.h5")], "--out FILE is required"),
     ]:
         assert main(["data", *argv]) == 2

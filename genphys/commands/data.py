@@ -22,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--list", action="store_true", help="list systems and their parameters")
     p.add_argument("--num", type=int, default=None, help="number of trajectories")
     p.add_argument("--out", default=None, help="output HDF5 file")
-    p.add_argument("--seed", type=int, default=0, help="run seed (trajectory i is fixed by it)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="run seed (trajectory i is fixed by it; default 0)")
     p.add_argument("--batch-size", type=int, default=None, help="trajectories solved at once")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (nx=256), fix a parameter (nu=0.01) or "
@@ -83,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError("--out FILE is required.")
     if args.batch_size is not None and args.batch_size < 1:
         raise UserInputError(f"--batch-size must be a positive integer, got {args.batch_size}.")
+    seed = 0 if args.seed is None else args.seed
+
+    import dataclasses
 
     from tqdm.auto import tqdm
 
@@ -95,12 +99,13 @@ def run(args: argparse.Namespace) -> int:
 
     check_target(args.out, args.overwrite)  # fail before any solving
     bar = tqdm(total=args.num, desc=f"{args.system}", unit="traj", disable=args.no_progress)
-    batches = system.iter_batches(args.num, seed=args.seed, batch_size=args.batch_size,
+    batches = system.iter_batches(args.num, seed=seed, batch_size=args.batch_size,
                                   progress=bar.update)
     try:
         path = write_trajectories(args.out, batches, system_name=args.system,
                                   overwrite=args.overwrite,
-                                  attrs={"seed": args.seed, "overrides": args.overrides})
+                                  attrs={"seed": seed, "overrides": args.overrides,
+                                         "config": dataclasses.asdict(system.config)})
     finally:
         bar.close()
     print(f"wrote {args.num} {args.system} trajectories to {path}")
@@ -109,16 +114,19 @@ def run(args: argparse.Namespace) -> int:
 
 def run_merge(args: argparse.Namespace) -> int:
     """``--merge A.h5 B.h5 --out C.h5``: join shards into one file."""
-    if args.system or args.num is not None or args.overrides:
-        raise UserInputError("--merge takes input files and --out only; drop the system name, "
-                             "--num and --set.")
+    if args.system or args.num is not None or args.overrides or args.seed is not None:
+        raise UserInputError("--merge takes input files, --out, --overwrite and --batch-size "
+                             "only; drop the system name, --num, --seed and --set.")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserInputError(f"--batch-size must be a positive integer, got {args.batch_size}.")
     if not args.out:
         raise UserInputError("--out FILE is required.")
 
     from genphys.data.merge import merge_trajectories
     from genphys.data.reader import open_trajectories
 
-    path = merge_trajectories(args.out, args.merge, overwrite=args.overwrite)
+    path = merge_trajectories(args.out, args.merge, overwrite=args.overwrite,
+                              batch_size=args.batch_size or 32)
     with open_trajectories(path) as f:
         print(f"wrote {len(f)} {f.system} trajectories from {len(args.merge)} files to {path}")
     return 0

@@ -24,6 +24,8 @@ from genphys.physics.base import MeshTrajectory
 
 # per-run metadata that may differ between shards; everything else in genphys_attrs must match
 _PER_RUN_KEYS = ("seed", "overrides", "merged_from")
+# solver options that change speed, not the data (ns2d's torch threads)
+_PERFORMANCE_KEYS = ("threads",)
 _OUR_LAYOUTS = ("well (genphys)", "genphys mesh")
 
 
@@ -31,15 +33,22 @@ def _signature(f: TrajectoryFile) -> dict[str, Any]:
     """What must be equal for two files to be merged."""
     sig: dict[str, Any] = {"kind": f.kind, "system": f.system, "fields": f.field_names,
                            "params": f.param_names}
-    if f.kind == "grid" and len(f):
-        first = f[0]
-        sig["time"] = np.asarray(first["time"]).tolist()
+    first = f[0]
+    sig["time"] = np.asarray(first["time"]).tolist()
+    if f.kind == "grid":
         sig["coords"] = {k: np.asarray(v).tolist() for k, v in first["coords"].items()}
         sig["boundary"] = f.info()["boundary"]
-    meta = f.attrs.get("genphys_attrs", {})
-    if isinstance(meta, dict):
-        sig["config"] = {k: v for k, v in meta.items() if k not in _PER_RUN_KEYS}
+    meta = _meta(f)
+    sig["config"] = {k: v for k, v in meta.items() if k not in _PER_RUN_KEYS}
+    if isinstance(sig["config"].get("config"), dict):
+        sig["config"]["config"] = {k: v for k, v in sig["config"]["config"].items()
+                                   if k not in _PERFORMANCE_KEYS}
     return sig
+
+
+def _meta(f: TrajectoryFile) -> dict[str, Any]:
+    meta = f.attrs.get("genphys_attrs", {})
+    return meta if isinstance(meta, dict) else {}
 
 
 def _mesh_batches(src: TrajectoryFile, batch_size: int) -> Iterator[list[MeshTrajectory]]:
@@ -55,15 +64,19 @@ def merge_trajectories(path_out: str | os.PathLike, inputs: Sequence[str | os.Pa
                        overwrite: bool = False, batch_size: int = 32) -> Path:
     """Write every trajectory of ``inputs`` (in order) to ``path_out``; returns its path.
 
-    The inputs must hold the same system (grid files: same time axis, coordinates and
-    boundary; all: same fields and parameters; genphys files: the same solver config) and
-    no trajectory seed twice — a repeated seed means the same run seed was generated twice.
-    The root metadata keeps the first input's config and records every source under
-    ``merged_from`` (path, run seed, overrides, count).
+    The inputs must be files written by genphys holding the same system with the same fields,
+    parameters, time axis and solver config (grids: also coordinates and boundary; options
+    that only change speed, like ns2d's ``threads``, may differ), and no trajectory seed twice
+    — a repeated seed means one run seed was generated twice. ``--set`` overrides may differ
+    (e.g. shards over different parameter ranges). The root metadata keeps the first input's
+    config and records every source under ``merged_from`` (resolved path, run seed,
+    overrides, count, genphys version, and its own ``merged_from`` for merged inputs).
     """
+    if isinstance(inputs, (str, os.PathLike)):
+        raise UserInputError("inputs must be a list of files, not one path; pass [path].")
     if len(inputs) < 1:
         raise UserInputError("give at least one input file to merge.")
-    if int(batch_size) != batch_size or batch_size < 1:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise UserInputError(f"batch_size={batch_size!r} is not allowed; use a positive integer.")
     out = check_target(path_out, overwrite)
     resolved = [Path(p).resolve() for p in inputs]
@@ -71,35 +84,38 @@ def merge_trajectories(path_out: str | os.PathLike, inputs: Sequence[str | os.Pa
         raise UserInputError(f"the output {out} is also an input; write to a new file.")
     with ExitStack() as stack:
         files = [stack.enter_context(open_trajectories(p)) for p in inputs]
+        for path, f in zip(inputs, files):
+            if f.layout not in _OUR_LAYOUTS:
+                raise UserInputError(f"{path} is a {f.layout} file; merge joins only files "
+                                     "written by `genphys data`.")
+            if not len(f):
+                raise UserInputError(f"{path} holds no trajectories.")
         ref = _signature(files[0])
         seen: dict[int, str] = {}
         sources = []
         for path, f in zip(inputs, files):
-            if f.layout not in _OUR_LAYOUTS:
-                raise UserInputError(
-                    f"{path} is a {f.layout} file; merge joins files written by `genphys data` "
-                    "(convert PDEBench or Well files with import_pdebench first).")
             sig = _signature(f)
             diff = sorted(k for k in set(ref) | set(sig) if ref.get(k) != sig.get(k))
             if diff:
                 raise UserInputError(
                     f"cannot merge {path} with {inputs[0]}: they differ in "
                     f"{', '.join(diff)} (merge only shards of one system and configuration).")
-            if not len(f):
-                raise UserInputError(f"{path} holds no trajectories.")
-            for s in f.seeds().tolist():
-                if s in seen:
+            for seed in f.seeds().tolist():
+                if seed in seen:
                     raise UserInputError(
-                        f"trajectory seed {s} is in both {seen[s]} and {path}: the shards "
-                        "overlap; generate each shard with its own --seed.")
-                seen[s] = str(path)
-            meta = f.attrs.get("genphys_attrs", {})
-            meta = meta if isinstance(meta, dict) else {}
-            sources.append({"path": str(path), "n": len(f), "seed": meta.get("seed"),
-                            "overrides": meta.get("overrides", [])})
+                        f"trajectory seed {seed} is in both {seen[seed]} and {path}: the shards "
+                        "overlap (one run seed used twice, or a rare 32-bit seed collision); "
+                        "regenerate one shard with another --seed.")
+                seen[seed] = str(path)
+            meta = _meta(f)
+            src = {"path": str(Path(path).resolve()), "n": len(f), "seed": meta.get("seed"),
+                   "overrides": meta.get("overrides", []),
+                   "genphys_version": f.attrs.get("genphys_version")}
+            if "merged_from" in meta:
+                src["merged_from"] = meta["merged_from"]
+            sources.append(src)
 
-        base = files[0].attrs.get("genphys_attrs", {})
-        base = base if isinstance(base, dict) else {}
+        base = _meta(files[0])
         attrs = {**{k: v for k, v in base.items() if k not in _PER_RUN_KEYS},
                  "merged_from": sources}
 
