@@ -93,7 +93,7 @@ def merge_trajectories(path_out: str | os.PathLike, inputs: Sequence[str | os.Pa
         ref = _signature(files[0])
         seen: dict[int, str] = {}
         sources = []
-        for path, f in zip(inputs, files):
+        for path, full, f in zip(inputs, resolved, files):
             sig = _signature(f)
             diff = sorted(k for k in set(ref) | set(sig) if ref.get(k) != sig.get(k))
             if diff:
@@ -108,7 +108,7 @@ def merge_trajectories(path_out: str | os.PathLike, inputs: Sequence[str | os.Pa
                         "regenerate one shard with another --seed.")
                 seen[seed] = str(path)
             meta = _meta(f)
-            src = {"path": str(Path(path).resolve()), "n": len(f), "seed": meta.get("seed"),
+            src = {"path": str(full), "n": len(f), "seed": meta.get("seed"),
                    "overrides": meta.get("overrides", []),
                    "genphys_version": f.attrs.get("genphys_version")}
             if "merged_from" in meta:
