@@ -36,7 +36,7 @@ def mesh_file(tmp_path_factory):
                                                   ("ae_ns2d_stage2", 64 * 64, (1, 16, 16)),
                                                   ("ae_ns2d_stage3", 64 * 64, (1, 16, 16))])
 def test_shipped_configs_are_autoencoder_experiments(name, values, latent):
-    """Both configs load as `genphys train` experiments and build their autoencoder."""
+    """Every autoencoder config loads as a `genphys train` experiment and builds its model."""
     cfg = load_config(ExperimentConfig, CONFIGS / f"{name}.yaml")
     assert cfg.train.mode == "autoencoder"
     kw = {k: v for k, v in cfg.model.kwargs.items() if k != "loss"}
